@@ -1,0 +1,76 @@
+/**
+ * OpenAI message objects (chat requests and fine-tuning JSONL alike) → the
+ * template's ChatMessage. Shared by the server and training-data preparation so
+ * both read messages the same way. Errors name the offending field.
+ */
+import { TemplateError, type ChatMessage, type ToolSpec } from './template.ts';
+
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** String content, or an array of `{type:"text", text}` parts joined by "\n". Other part types are refused. */
+export function contentText(content: unknown, param: string): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw new TemplateError(`${param} must be a string or an array of content parts`, param);
+  return content
+    .map((part, k) => {
+      if (!isObject(part)) throw new TemplateError(`${param}[${k}] must be a content part object`, `${param}[${k}]`);
+      if (part.type === 'text' && typeof part.text === 'string') return part.text;
+      if (part.type === 'refusal' && typeof part.refusal === 'string') return part.refusal;
+      throw new TemplateError(
+        `${param}[${k}] has type "${String(part.type)}": this model accepts text only (no image, audio or file input)`,
+        `${param}[${k}].type`,
+      );
+    })
+    .join('\n');
+}
+
+export function toChatMessages(raw: unknown): ChatMessage[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new TemplateError('messages must be a non-empty array', 'messages');
+  return raw.map((m, i) => {
+    const p = `messages[${i}]`;
+    if (!isObject(m)) throw new TemplateError(`${p} must be an object`, p);
+    if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
+      throw new TemplateError(`${p}.role must be one of system, developer, user, assistant, tool (got ${JSON.stringify(m.role)})`, `${p}.role`);
+    }
+    const role = m.role as ChatMessage['role'];
+    const content = contentText(m.content, `${p}.content`);
+    const msg: ChatMessage = { role, content };
+    if (role === 'assistant' && m.tool_calls !== undefined && m.tool_calls !== null) {
+      if (!Array.isArray(m.tool_calls)) throw new TemplateError(`${p}.tool_calls must be an array`, `${p}.tool_calls`);
+      msg.tool_calls = m.tool_calls.map((c, j) => {
+        const cp = `${p}.tool_calls[${j}]`;
+        if (!isObject(c) || !isObject(c.function) || typeof c.function.name !== 'string') {
+          throw new TemplateError(`${cp} must be {type:"function", function:{name, arguments}}`, cp);
+        }
+        const args = c.function.arguments;
+        if (args !== undefined && typeof args !== 'string') throw new TemplateError(`${cp}.function.arguments must be a JSON string`, `${cp}.function.arguments`);
+        return { name: c.function.name, arguments: args ?? '{}' };
+      });
+    } else if (role !== 'tool' && m.content === undefined) {
+      throw new TemplateError(`${p}.content is required`, `${p}.content`);
+    }
+    return msg;
+  });
+}
+
+export function toToolSpecs(raw: unknown, param = 'tools'): ToolSpec[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) throw new TemplateError(`${param} must be an array`, param);
+  return raw.map((t, i) => {
+    const tp = `${param}[${i}]`;
+    if (!isObject(t) || t.type !== 'function' || !isObject(t.function) || typeof t.function.name !== 'string' || t.function.name === '') {
+      throw new TemplateError(`${tp} must be {type:"function", function:{name, description?, parameters?}}`, tp);
+    }
+    const f = t.function;
+    return {
+      name: f.name as string,
+      description: typeof f.description === 'string' ? f.description : undefined,
+      parameters: f.parameters,
+    };
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * The engine's public contract. The engine knows token ids, sampling parameters
+ * and abort signals; it knows nothing about HTTP, JSON or chat messages.
+ */
+
+/** Per-request sampling settings, already validated and defaulted by the protocol layer. */
+export interface SamplingParams {
+  /** 0 = greedy. */
+  temperature: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 or -1 = off (vLLM extension). */
+  topK: number;
+  /** 0 = off (vLLM extension). */
+  minP: number;
+  /** OpenAI: subtract `presencePenalty` from the logit of every token already generated. */
+  presencePenalty: number;
+  /** OpenAI: subtract `frequencyPenalty × count` from the logit of every generated token. */
+  frequencyPenalty: number;
+  /** 1 = off (vLLM/HF extension): divide positive / multiply negative logits of seen tokens. */
+  repetitionPenalty: number;
+  /** token id → bias added to its logit (OpenAI: -100..100, -100 bans the token). */
+  logitBias?: ReadonlyMap<number, number>;
+  /** Same seed + same parameters + same prompt → same tokens. Undefined = random. */
+  seed?: number;
+  /** Return the chosen token's logprob. */
+  logprobs: boolean;
+  /** 0..20 alternatives per position (needs logprobs). */
+  topLogprobs: number;
+}
+
+export interface GenerateRequest {
+  /** Full prompt token ids (already templated). */
+  promptIds: readonly number[];
+  /** Upper bound on generated tokens. */
+  maxTokens: number;
+  /** Generation stops after emitting one of these (it is reported, not part of the text). */
+  stopTokenIds: readonly number[];
+  sampling: SamplingParams;
+  /** Aborting stops the generation before its next model step. */
+  signal?: AbortSignal;
+}
+
+export interface TopLogprob {
+  id: number;
+  logprob: number;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** Present when sampling.logprobs: log-softmax of the (processed) distribution at the chosen token. */
+  logprob?: number;
+  topLogprobs?: TopLogprob[];
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerationResult {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** ms from request start to the first generated token (undefined if none). */
+  timeToFirstTokenMs?: number;
+}
+
+/**
+ * One generation. Iterate `tokens` to receive tokens as they are produced (the
+ * stop token that ends a generation is not yielded); `result` resolves when the
+ * generation ends (also after an abort) and rejects only on engine failure.
+ */
+export interface Generation {
+  tokens: AsyncIterable<GeneratedToken>;
+  result: Promise<GenerationResult>;
+}
+
+/** What the serving layer needs to know about a loaded model. */
+export interface ModelInfo {
+  id: string;
+  /** Context limit from config.json: prompt + max tokens may not exceed it. */
+  contextLength: number;
+  vocabSize: number;
+  eosTokenIds: number[];
+  /** "cuda" or "cpu": the execution provider the session actually runs on. */
+  executionProvider: string;
+  createdAt: number;
+}
+
+export interface Engine {
+  readonly info: ModelInfo;
+  generate(request: GenerateRequest): Generation;
+  /** Stop accepting work; resolves once in-flight generations are done or aborted. */
+  close(): Promise<void>;
+}
