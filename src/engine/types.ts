@@ -82,6 +82,8 @@ export interface ModelInfo {
   eosTokenIds: number[];
   /** "cuda" or "cpu": the execution provider the session actually runs on. */
   executionProvider: string;
+  /** Why that provider, for the start-up log (e.g. "cuda: … unavailable …, using cpu"). */
+  providerReason?: string;
   createdAt: number;
 }
 
