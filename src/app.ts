@@ -1,0 +1,89 @@
+/**
+ * Builds the Fastify app from services that already exist (the model
+ * registry, admission control, limits). It does not listen and loads nothing,
+ * so tests and the OpenAPI generator build it freely; src/server.ts is what
+ * parses configuration, loads models, listens and handles signals.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { randomUUID } from 'node:crypto';
+import { registerAuth } from './http/auth.ts';
+import { registerErrorHandlers } from './http/errors.ts';
+import { registerRequestContext, type InFlight } from './http/request-context.ts';
+import { chatRoutes } from './http/routes/chat.ts';
+import { completionRoutes } from './http/routes/completions.ts';
+import { healthRoutes } from './http/routes/health.ts';
+import { modelRoutes } from './http/routes/models.ts';
+import { tokenizeRoutes } from './http/routes/tokenize.ts';
+import { ApiError } from './protocol/errors.ts';
+import { Admission } from './serving/admission.ts';
+import { ChatServing } from './serving/chat.ts';
+import { CompletionServing } from './serving/completions.ts';
+import type { Limits } from './serving/params.ts';
+import type { ModelRegistry } from './serving/registry.ts';
+import { TokenizeServing } from './serving/tokenize.ts';
+
+export interface AppOptions {
+  registry: ModelRegistry;
+  limits: Limits;
+  admission?: Admission;
+  /** Empty or absent: no authentication. */
+  apiKeys?: readonly string[];
+  /** Bytes; larger bodies get 413. */
+  maxBodySize?: number;
+  /** A pino logger; absent: silent. */
+  logger?: FastifyBaseLogger;
+  /** Aborting it ends every in-flight generation (the shutdown deadline). */
+  shutdownSignal?: AbortSignal;
+  /** Counts in-flight requests (graceful shutdown waits for it to reach 0). */
+  inFlight?: InFlight;
+  /** Called for every route as it is registered (the OpenAPI generator listens here). */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.maxBodySize ?? 1 << 20,
+    // One log line per request, written by request-context.ts with the generation's numbers.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID(),
+    // While shutting down, the hook below answers 503 in OpenAI's error shape instead of Fastify's own.
+    return503OnClosing: false,
+    ajv: {
+      customOptions: {
+        // A string where a number belongs is a 400, never silently converted.
+        coerceTypes: false,
+        // Unknown fields are ignored, and schemas that forbid extra keys (logit_bias) must refuse them, not drop them.
+        removeAdditional: false,
+        useDefaults: false,
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Responses are built to match their schemas (and tests validate them against
+  // OpenAI's); the schemas document them but do not filter them.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  if (options.onRoute) app.addHook('onRoute', options.onRoute);
+
+  registerErrorHandlers(app);
+  registerRequestContext(app, options.shutdownSignal, options.inFlight);
+  app.addHook('onRequest', async (request) => {
+    if (options.registry.state === 'shutting_down' && request.url.split('?')[0] !== '/health') {
+      throw ApiError.unavailable('The server is shutting down.', 'server_shutting_down');
+    }
+  });
+  registerAuth(app, options.apiKeys ?? []);
+
+  const deps = {
+    registry: options.registry,
+    admission: options.admission ?? new Admission(16, 64),
+    limits: options.limits,
+  };
+  await app.register(healthRoutes, { registry: options.registry });
+  await app.register(modelRoutes, { registry: options.registry });
+  await app.register(chatRoutes, { serving: new ChatServing(deps) });
+  await app.register(completionRoutes, { serving: new CompletionServing(deps) });
+  await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry) });
+  return app;
+}

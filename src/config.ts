@@ -1,0 +1,219 @@
+/**
+ * Server configuration: command-line flags, environment variables and defaults,
+ * from one table. `--help`, parsing and validation all read the same table, so a
+ * setting cannot exist in one place and be missing in another.
+ *
+ * Precedence: flag > environment variable > default. Flag names follow vLLM and
+ * llama.cpp (`--host`, `--port`, `--api-key`, `--model`); environment variables are
+ * the flag in upper case with an `MMREC_` prefix (`--max-queue` → `MMREC_MAX_QUEUE`).
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+
+export type Device = 'auto' | 'cuda' | 'cpu';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Directory scanned for model directories when `models` is empty. */
+  modelsDir: string;
+  /** Explicit model directories (each served under its directory name). */
+  models: string[];
+  /** Accepted bearer keys; empty = no authentication. */
+  apiKeys: string[];
+  device: Device;
+  /** 0 = onnxruntime's default. */
+  intraOpThreads: number;
+  interOpThreads: number;
+  /** Prompt tokens fed to the model per step; 0 = the engine's default. */
+  prefillChunkSize: number;
+  /** Largest request body in bytes. */
+  maxBodySize: number;
+  /** Largest `max_tokens` a request may ask for, and the default when it asks for none. */
+  maxTokens: number;
+  /** Largest `n` (choices per request). */
+  maxN: number;
+  /** Requests generating at once; more wait in the queue. */
+  maxConcurrency: number;
+  /** Requests waiting for a slot; more are refused with 429. */
+  maxQueue: number;
+  /** Seconds in-flight requests get to finish after SIGTERM before they are aborted. */
+  shutdownTimeout: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {}
+
+type Kind = 'string' | 'int' | 'list' | 'enum';
+
+interface Setting {
+  key: keyof ServerConfig;
+  flag: string;
+  kind: Kind;
+  /** Shown in --help; also the value used when neither flag nor environment sets it. */
+  default: string;
+  help: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Hide the value from logs (API keys). */
+  secret?: boolean;
+}
+
+const DEVICES = ['auto', 'cuda', 'cpu'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'host', flag: 'host', kind: 'string', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for every interface)' },
+  { key: 'port', flag: 'port', kind: 'int', default: '8000', min: 0, max: 65535, help: 'TCP port (0 = any free port)' },
+  { key: 'modelsDir', flag: 'models-dir', kind: 'string', default: 'models', help: 'serve every model directory under this directory (when no --model is given)' },
+  { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
+  { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health; repeat or separate with commas for several keys' },
+  { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (CUDA when available, else CPU), cuda (fail if unavailable), cpu' },
+  { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
+  { key: 'interOpThreads', flag: 'inter-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads across operators (0 = onnxruntime default)' },
+  { key: 'prefillChunkSize', flag: 'prefill-chunk-size', kind: 'int', default: '0', min: 0, max: 1 << 20, help: 'prompt tokens per model call during prefill (0 = engine default)' },
+  { key: 'maxBodySize', flag: 'max-body-size', kind: 'int', default: String(1 << 20), min: 1024, max: 1 << 30, help: 'largest request body in bytes (larger: 413)' },
+  { key: 'maxTokens', flag: 'max-tokens', kind: 'int', default: '2048', min: 1, max: 1 << 24, help: 'largest max_tokens a request may ask for; also the default (capped by the context left)' },
+  { key: 'maxN', flag: 'max-n', kind: 'int', default: '16', min: 1, max: 128, help: 'largest n (choices per request)' },
+  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'int', default: '16', min: 1, max: 100000, help: 'requests generating at once; more wait in the queue' },
+  { key: 'maxQueue', flag: 'max-queue', kind: 'int', default: '64', min: 0, max: 1000000, help: 'requests waiting for a slot; when full, new requests get 429' },
+  { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds in-flight requests get to finish after SIGTERM/SIGINT before they are aborted' },
+  { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
+];
+
+export function envName(flag: string): string {
+  return 'MMREC_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: npm start -- [options]',
+    '',
+    'OpenAI-compatible server for MM-Rec models. Every option can also be set by the',
+    'environment variable shown; a flag wins over the environment.',
+    '',
+  ];
+  const rows = SETTINGS.map((s) => {
+    const arg = s.kind === 'enum' ? `<${s.values!.join('|')}>` : s.kind === 'int' ? '<n>' : '<value>';
+    return { left: `  --${s.flag} ${arg}`, env: envName(s.flag), help: s.help, def: s.default };
+  });
+  const width = Math.max(...rows.map((r) => r.left.length)) + 2;
+  for (const r of rows) {
+    lines.push(r.left.padEnd(width) + r.help);
+    lines.push(' '.repeat(width) + `env ${r.env}` + (r.def !== '' ? `, default ${r.def}` : ''));
+  }
+  lines.push('  -h, --help'.padEnd(width) + 'print this help and exit');
+  return lines.join('\n');
+}
+
+export type ParseResult = { help: true } | { help: false; config: ServerConfig };
+
+function convert(s: Setting, raw: string, source: string): unknown {
+  const name = source;
+  switch (s.kind) {
+    case 'string':
+      if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`);
+      return raw;
+    case 'list':
+      return raw.split(',').map((v) => v.trim()).filter((v) => v !== '');
+    case 'enum':
+      if (!s.values!.includes(raw)) throw new ConfigError(`${name} must be one of ${s.values!.join(', ')} (got "${raw}")`);
+      return raw;
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer (got "${raw}")`);
+      const n = Number(raw);
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
+        throw new ConfigError(`${name} must be between ${s.min} and ${s.max} (got ${n})`);
+      }
+      return n;
+    }
+  }
+}
+
+/**
+ * Parse argv (without node and script) and the environment. Throws ConfigError
+ * with one line that names the bad setting and what was wrong.
+ */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ParseResult {
+  const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
+  const fromFlags = new Map<Setting, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') return { help: true };
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const s = byFlag.get(name);
+    if (!s) throw new ConfigError(`unknown option --${name} (see --help)`);
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new ConfigError(`--${name} needs a value`);
+      value = argv[++i];
+    }
+    const list = fromFlags.get(s) ?? [];
+    list.push(value);
+    fromFlags.set(s, list);
+  }
+
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const flagValues = fromFlags.get(s);
+    const envValue = env[envName(s.flag)];
+    if (flagValues) {
+      if (s.kind === 'list') out[s.key] = flagValues.flatMap((v) => convert(s, v, `--${s.flag}`) as string[]);
+      else {
+        if (flagValues.length > 1) throw new ConfigError(`--${s.flag} given more than once`);
+        out[s.key] = convert(s, flagValues[0], `--${s.flag}`);
+      }
+    } else if (envValue !== undefined && envValue !== '') {
+      out[s.key] = convert(s, envValue, envName(s.flag));
+    } else {
+      out[s.key] = convert(s, s.default, `default of --${s.flag}`);
+    }
+  }
+  return { help: false, config: out as unknown as ServerConfig };
+}
+
+/** A model directory holds model.onnx and config.json (MM-REC.md §3). */
+export function isModelDir(dir: string): boolean {
+  return existsSync(join(dir, 'model.onnx')) && existsSync(join(dir, 'config.json'));
+}
+
+/**
+ * The model directories to serve: the explicit --model list, or every model
+ * directory under --models-dir. Throws ConfigError when there is nothing to
+ * serve, a directory is not a model, or two models would share an id.
+ */
+export function resolveModelDirs(config: ServerConfig): Array<{ id: string; dir: string }> {
+  let dirs: string[];
+  if (config.models.length > 0) {
+    dirs = config.models.map((d) => resolve(d));
+    for (const d of dirs) {
+      if (!isModelDir(d)) throw new ConfigError(`--model ${d} is not a model directory (it needs model.onnx and config.json)`);
+    }
+  } else {
+    const root = resolve(config.modelsDir);
+    if (!existsSync(root) || !statSync(root).isDirectory()) throw new ConfigError(`--models-dir ${root} is not a directory`);
+    dirs = readdirSync(root)
+      .sort()
+      .map((n) => join(root, n))
+      .filter((d) => statSync(d).isDirectory() && isModelDir(d));
+    if (dirs.length === 0) throw new ConfigError(`no model directory (with model.onnx and config.json) under ${root}`);
+  }
+  const seen = new Map<string, string>();
+  return dirs.map((dir) => {
+    const id = basename(dir);
+    const other = seen.get(id);
+    if (other) throw new ConfigError(`two models would share the id "${id}": ${other} and ${dir}`);
+    seen.set(id, dir);
+    return { id, dir };
+  });
+}
+
+/** The configuration as logged at start-up: API keys are replaced by their count. */
+export function redactedConfig(config: ServerConfig): Record<string, unknown> {
+  return { ...config, apiKeys: config.apiKeys.length > 0 ? `${config.apiKeys.length} key(s)` : 'none' };
+}

@@ -1,0 +1,83 @@
+/**
+ * Per-request plumbing: an AbortSignal that fires when the client goes away
+ * (or at the shutdown deadline), so generations stop stepping; and the one
+ * access-log line per request, with the generation's numbers and no content.
+ */
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../protocol/errors.ts';
+import { timing, type RequestStats } from '../serving/util.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    stats: RequestStats;
+    /** Aborted when the response closes before it is complete, or at the shutdown deadline. */
+    clientSignal: AbortSignal;
+  }
+}
+
+/** Counts requests between arrival and the end of their response, so shutdown knows when none is left. */
+export class InFlight {
+  private n = 0;
+  private waiters: Array<() => void> = [];
+
+  get count(): number {
+    return this.n;
+  }
+
+  enter(): void {
+    this.n++;
+  }
+
+  leave(): void {
+    if (--this.n === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when no request is in flight. */
+  idle(): Promise<void> {
+    return this.n === 0 ? Promise.resolve() : new Promise((r) => this.waiters.push(r));
+  }
+}
+
+export function registerRequestContext(app: FastifyInstance, shutdownSignal?: AbortSignal, inFlight?: InFlight): void {
+  app.decorateRequest('stats', null as unknown as RequestStats);
+  app.decorateRequest('clientSignal', null as unknown as AbortSignal);
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.stats = { startedAt: performance.now() };
+    inFlight?.enter();
+    const controller = new AbortController();
+    request.clientSignal = controller.signal;
+    reply.header('x-request-id', request.id);
+
+    const onShutdown = () => controller.abort(ApiError.unavailable('The server is shutting down.', 'server_shutting_down'));
+    if (shutdownSignal?.aborted) onShutdown();
+    else shutdownSignal?.addEventListener('abort', onShutdown, { once: true });
+
+    // 'close' fires once per response: after it is sent, or when the connection drops first.
+    reply.raw.once('close', () => {
+      inFlight?.leave();
+      shutdownSignal?.removeEventListener('abort', onShutdown);
+      const completed = reply.raw.writableFinished;
+      // Also aborts after a normal end, which is harmless and releases anything still held.
+      controller.abort(new ApiError(499, 'The client closed the request.', 'invalid_request_error', null, 'client_closed_request'));
+      const s = request.stats;
+      const fields: Record<string, unknown> = {
+        method: request.method,
+        url: request.url.split('?')[0],
+        status: completed ? reply.statusCode : 499,
+        duration_ms: Math.round(performance.now() - s.startedAt),
+      };
+      if (s.model !== undefined) fields.model = s.model;
+      if (s.stream) fields.stream = true;
+      if (s.promptTokens !== undefined) fields.prompt_tokens = s.promptTokens;
+      if (s.completionTokens !== undefined) fields.completion_tokens = s.completionTokens;
+      const t = timing(s);
+      if (t.ttftMs !== undefined) fields.ttft_ms = t.ttftMs;
+      if (t.tokensPerSecond !== undefined) fields.tokens_per_s = t.tokensPerSecond;
+      if (s.finishReasons !== undefined) fields.finish_reason = [...new Set(s.finishReasons)].join(',');
+      if (!completed) fields.aborted = true;
+      if (s.error !== undefined) request.log.error({ ...fields, err: s.error }, 'request failed mid-stream');
+      else request.log.info(fields, 'request');
+    });
+  });
+}

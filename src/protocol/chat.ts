@@ -1,0 +1,169 @@
+/**
+ * POST /v1/chat/completions: request, response and stream chunk, as OpenAI
+ * documents them (fields this server does not implement are left out, which
+ * means they are accepted and ignored, as unknown fields are).
+ */
+import { Type, type Static } from 'typebox';
+import { CompletionUsage, FinishReason, Opt, samplingFields } from './common.ts';
+
+/**
+ * Content parts are checked loosely here (any `type`) so that an image or audio
+ * part reaches the message converter, which refuses it with a message that says
+ * why, instead of a schema error listing every alternative.
+ */
+export const ContentPart = Type.Object(
+  { type: Type.String({ description: 'only "text" (and "refusal" in assistant messages) is accepted' }), text: Type.Optional(Type.String()) },
+  { title: 'ChatCompletionContentPart' },
+);
+
+export const ToolCall = Type.Object(
+  {
+    id: Type.String(),
+    type: Type.Literal('function'),
+    function: Type.Object({ name: Type.String(), arguments: Type.String({ description: 'JSON text' }) }),
+  },
+  { title: 'ChatCompletionMessageToolCall' },
+);
+export type ToolCall = Static<typeof ToolCall>;
+
+export const ChatMessageParam = Type.Object(
+  {
+    role: Type.Union([Type.Literal('system'), Type.Literal('developer'), Type.Literal('user'), Type.Literal('assistant'), Type.Literal('tool')], {
+      description: 'developer is treated as system',
+    }),
+    content: Opt(Type.Union([Type.String(), Type.Array(ContentPart)])),
+    name: Opt(Type.String()),
+    tool_calls: Opt(Type.Array(Type.Object({ id: Type.Optional(Type.String()), type: Type.Optional(Type.String()), function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }) }))),
+    tool_call_id: Opt(Type.String()),
+  },
+  { title: 'ChatCompletionRequestMessage' },
+);
+
+export const FunctionTool = Type.Object(
+  {
+    type: Type.Literal('function'),
+    function: Type.Object({
+      name: Type.String({ minLength: 1 }),
+      description: Type.Optional(Type.String()),
+      parameters: Type.Optional(Type.Object({}, { description: 'JSON Schema of the arguments' })),
+      strict: Opt(Type.Boolean()),
+    }),
+  },
+  { title: 'ChatCompletionTool' },
+);
+
+export const ChatCompletionRequest = Type.Object(
+  {
+    model: Type.String({ description: 'a served model id (GET /v1/models)' }),
+    messages: Type.Array(ChatMessageParam, { minItems: 1 }),
+    ...samplingFields,
+    max_tokens: Opt(Type.Integer({ minimum: 1, description: 'deprecated by OpenAI in favour of max_completion_tokens; both work' })),
+    max_completion_tokens: Opt(Type.Integer({ minimum: 1 })),
+    logprobs: Opt(Type.Boolean()),
+    top_logprobs: Opt(Type.Integer({ minimum: 0, maximum: 20 })),
+    tools: Opt(Type.Array(FunctionTool, { description: 'rendered into the prompt so the model sees them' })),
+    tool_choice: Opt(
+      Type.Union([
+        Type.Literal('none'),
+        Type.Literal('auto'),
+        Type.Literal('required'),
+        Type.Object({ type: Type.Literal('function'), function: Type.Object({ name: Type.String() }) }),
+      ]),
+    ),
+    parallel_tool_calls: Opt(Type.Boolean()),
+    response_format: Opt(
+      Type.Object({ type: Type.Union([Type.Literal('text'), Type.Literal('json_object'), Type.Literal('json_schema')]) }, { description: 'only "text" is supported' }),
+    ),
+  },
+  { title: 'CreateChatCompletionRequest' },
+);
+export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
+
+export const TopLogprob = Type.Object({
+  token: Type.String(),
+  logprob: Type.Number(),
+  bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()]),
+});
+
+export const TokenLogprob = Type.Object(
+  {
+    token: Type.String(),
+    logprob: Type.Number(),
+    bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()]),
+    top_logprobs: Type.Array(TopLogprob),
+  },
+  { title: 'ChatCompletionTokenLogprob' },
+);
+export type TokenLogprob = Static<typeof TokenLogprob>;
+
+export const ChoiceLogprobs = Type.Object({
+  content: Type.Union([Type.Array(TokenLogprob), Type.Null()]),
+  refusal: Type.Union([Type.Array(TokenLogprob), Type.Null()]),
+});
+export type ChoiceLogprobs = Static<typeof ChoiceLogprobs>;
+
+export const ChatCompletionResponseMessage = Type.Object(
+  {
+    role: Type.Literal('assistant'),
+    content: Type.Union([Type.String(), Type.Null()]),
+    refusal: Type.Union([Type.String(), Type.Null()]),
+    tool_calls: Type.Optional(Type.Array(ToolCall)),
+  },
+  { title: 'ChatCompletionResponseMessage' },
+);
+
+export const ChatCompletionResponse = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('chat.completion'),
+    created: Type.Integer(),
+    model: Type.String(),
+    system_fingerprint: Type.String(),
+    choices: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        message: ChatCompletionResponseMessage,
+        logprobs: Type.Union([ChoiceLogprobs, Type.Null()]),
+        finish_reason: FinishReason,
+      }),
+    ),
+    usage: CompletionUsage,
+  },
+  { title: 'CreateChatCompletionResponse' },
+);
+export type ChatCompletionResponse = Static<typeof ChatCompletionResponse>;
+
+export const ToolCallChunk = Type.Object({
+  index: Type.Integer(),
+  id: Type.Optional(Type.String()),
+  type: Type.Optional(Type.Literal('function')),
+  function: Type.Optional(Type.Object({ name: Type.Optional(Type.String()), arguments: Type.Optional(Type.String()) })),
+});
+
+export const ChatCompletionChunk = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('chat.completion.chunk'),
+    created: Type.Integer(),
+    model: Type.String(),
+    system_fingerprint: Type.String(),
+    choices: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        delta: Type.Object({
+          role: Type.Optional(Type.Literal('assistant')),
+          content: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          tool_calls: Type.Optional(Type.Array(ToolCallChunk)),
+        }),
+        logprobs: Type.Optional(Type.Union([ChoiceLogprobs, Type.Null()])),
+        finish_reason: Type.Union([FinishReason, Type.Null()]),
+      }),
+    ),
+    usage: Type.Optional(Type.Union([CompletionUsage, Type.Null()])),
+  },
+  {
+    title: 'CreateChatCompletionStreamResponse',
+    description: 'One server-sent event `data: <chunk>`; the stream ends with `data: [DONE]`.',
+  },
+);
+export type ChatCompletionChunk = Static<typeof ChatCompletionChunk>;

@@ -1,0 +1,189 @@
+/**
+ * The process: parse configuration, listen (so /health answers 503 while
+ * models load), load every model, then serve until SIGTERM/SIGINT, when it
+ * stops accepting, lets in-flight requests finish within the shutdown
+ * deadline, aborts what is left, and exits 0.
+ *
+ *   npm start -- --port 8001 --host 0.0.0.0
+ */
+import { pathToFileURL } from 'node:url';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.ts';
+import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, type ServerConfig } from './config.ts';
+import { loadEngine, type EngineOptions } from './engine/engine.ts';
+import { readModelDir } from './engine/model-dir.ts';
+import { ApiError } from './protocol/errors.ts';
+import { Admission } from './serving/admission.ts';
+import { createServedModel, ModelRegistry, type ServedModel } from './serving/registry.ts';
+import { InFlight } from './http/request-context.ts';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  registry: ModelRegistry;
+  /** e.g. http://127.0.0.1:8000 */
+  url: string;
+  /** Resolves when every model is loaded (rejects if one fails). */
+  ready: Promise<void>;
+  /** Graceful stop: refuse new work, wait up to the shutdown deadline, abort the rest, close the engines. */
+  shutdown(): Promise<void>;
+}
+
+/** Why a model runs where it does, for the start-up log. */
+function providerReason(device: ServerConfig['device'], provider: string, engineReason?: string): string {
+  if (engineReason) return engineReason;
+  if (device !== 'auto') return `--device ${device}`;
+  return provider === 'cuda' ? 'device auto: the CUDA execution provider is available' : 'device auto: the CUDA execution provider is not available here';
+}
+
+/**
+ * Load one model directory as a served model: its engine, its tokenizer and
+ * defaults from config.json, and its id (the directory name, whatever
+ * config.json calls it). `engineOptions` adds to what the configuration sets
+ * (tests pass onStep).
+ */
+export async function loadServedModel(
+  config: ServerConfig,
+  id: string,
+  dir: string,
+  engineOptions: Partial<EngineOptions> = {},
+): Promise<ServedModel> {
+  const modelDir = readModelDir(dir);
+  const engine = await loadEngine(dir, {
+    device: config.device,
+    intraOpThreads: config.intraOpThreads || undefined,
+    interOpThreads: config.interOpThreads || undefined,
+    prefillChunkSize: config.prefillChunkSize || undefined,
+    ...engineOptions,
+  });
+  const info = { ...engine.info, id };
+  return createServedModel(
+    { info, generate: (r) => engine.generate(r), close: () => engine.close() },
+    modelDir.config.tokenizer,
+    { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
+    `${modelDir.createdAt}`,
+  );
+}
+
+async function loadModels(config: ServerConfig, models: Array<{ id: string; dir: string }>, registry: ModelRegistry, log: Logger): Promise<void> {
+  for (const { id, dir } of models) {
+    const started = performance.now();
+    const served = await loadServedModel(config, id, dir);
+    registry.add(served);
+    const { info } = served;
+    log.info(
+      { model: id, dir, execution_provider: info.executionProvider, context_length: info.contextLength, load_ms: Math.round(performance.now() - started) },
+      `model ${id} runs on ${info.executionProvider} (${providerReason(config.device, info.executionProvider, info.providerReason)})`,
+    );
+  }
+  registry.markReady();
+  log.info({ models: models.map((m) => m.id) }, 'ready');
+}
+
+export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  const models = resolveModelDirs(config);
+  const registry = new ModelRegistry(models.map((m) => m.id));
+  const shutdownController = new AbortController();
+  const inFlight = new InFlight();
+  const app = await buildApp({
+    registry,
+    limits: { maxTokens: config.maxTokens, maxN: config.maxN },
+    admission: new Admission(config.maxConcurrency, config.maxQueue),
+    apiKeys: config.apiKeys,
+    maxBodySize: config.maxBodySize,
+    logger: log,
+    shutdownSignal: shutdownController.signal,
+    inFlight,
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
+
+  const ready = loadModels(config, models, registry, log);
+  ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      registry.markShuttingDown();
+      log.info({ deadline_s: config.shutdownTimeout, in_flight: inFlight.count }, 'shutting down: no new requests; waiting for in-flight requests');
+      // Stops listening at once; requests on open connections get 503 from here on.
+      const closed = app.close();
+      const sleep = (ms: number) => new Promise<'deadline'>((r) => setTimeout(() => r('deadline'), ms).unref());
+      if ((await Promise.race([inFlight.idle().then(() => 'idle' as const), sleep(config.shutdownTimeout * 1000)])) === 'deadline') {
+        log.warn({ in_flight: inFlight.count }, 'shutdown deadline reached: aborting in-flight generations');
+        shutdownController.abort(ApiError.unavailable('The server is shutting down.', 'server_shutting_down'));
+        // A moment for the aborted streams to send their error event and end.
+        await Promise.race([inFlight.idle(), sleep(1000)]);
+      }
+      // Connections still open carry no request now (keep-alive, or opened and never used): close them.
+      app.server.closeAllConnections();
+      await closed;
+      await ready.catch(() => {});
+      await Promise.allSettled(registry.list().map((m) => m.engine.close()));
+      log.info('stopped');
+    })());
+
+  return { app, registry, url, ready, shutdown };
+}
+
+async function main(): Promise<void> {
+  let config: ServerConfig;
+  try {
+    const parsed = parseConfig(process.argv.slice(2), process.env);
+    if (parsed.help) {
+      console.log(helpText());
+      return;
+    }
+    config = parsed.config;
+    resolveModelDirs(config); // fail on a bad model list before anything starts
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`mmrec-server: invalid configuration: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, log);
+  } catch (e) {
+    log.fatal({ err: e }, 'start-up failed');
+    console.error(`mmrec-server: cannot start: ${(e as Error).message}`);
+    process.exit(1);
+  }
+  server.ready.catch((e) => {
+    log.fatal({ err: e }, 'model loading failed');
+    console.error(`mmrec-server: cannot load models: ${(e as Error).message}`);
+    process.exit(1);
+  });
+  let firstSignalAt: number | undefined;
+  const onSignal = (signal: string) => {
+    if (firstSignalAt !== undefined) {
+      // npm, timeout(1) and terminals often deliver one Ctrl-C / SIGTERM twice (to the group and forwarded):
+      // only a signal sent well after the first means "stop now".
+      if (performance.now() - firstSignalAt < 1000) return;
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    firstSignalAt = performance.now();
+    log.info({ signal }, 'signal received');
+    server.shutdown().then(
+      () => process.exit(0),
+      (e) => {
+        log.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}

@@ -1,0 +1,240 @@
+/**
+ * POST /v1/chat/completions: a validated request → engine generations → a
+ * response object or a stream of chunks. Knows nothing about Fastify.
+ */
+import { toChatMessages, toToolSpecs } from '../chat/openai-messages.ts';
+import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall } from '../protocol/chat.ts';
+import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
+import { ApiError } from '../protocol/errors.ts';
+import type { Admission } from './admission.ts';
+import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta, type ParsedToolCall } from './generate.ts';
+import { chatLogprobs } from './logprobs.ts';
+import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
+import type { ModelRegistry, ServedModel } from './registry.ts';
+import { asInvalidRequest, Channel, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
+
+export interface ServingDeps {
+  registry: ModelRegistry;
+  admission: Admission;
+  limits: Limits;
+}
+
+export type ChatResult =
+  | { stream: false; body: ChatCompletionResponse }
+  | { stream: true; events: AsyncIterable<ChatCompletionChunk | StreamError> };
+
+/** An error after the stream has started: sent as a `data: {"error": …}` event. */
+export interface StreamError {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+interface Plan {
+  model: ServedModel;
+  id: string;
+  created: number;
+  promptTokens: number;
+  choices: ChoiceRequest[];
+  logprobs: boolean;
+  includeUsage: boolean;
+}
+
+export class ChatServing {
+  constructor(private readonly deps: ServingDeps) {}
+
+  /**
+   * Validate, admit (429 when the queue is full) and run. Throws ApiError for
+   * anything wrong with the request; those are thrown before a stream starts,
+   * so they still get their HTTP status.
+   */
+  async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<ChatResult> {
+    const plan = this.plan(req, stats);
+    const release = await this.deps.admission.acquire(signal);
+    if (req.stream) {
+      stats.stream = true;
+      // The stream releases its slot when it ends; if it is never iterated (the
+      // client left before the first chunk) the request signal releases it.
+      signal.addEventListener('abort', release, { once: true });
+      return { stream: true, events: this.stream(plan, signal, stats, release) };
+    }
+    try {
+      return { stream: false, body: await this.complete(plan, signal, stats) };
+    } finally {
+      release();
+    }
+  }
+
+  private plan(req: ChatCompletionRequest, stats: RequestStats): Plan {
+    const model = this.deps.registry.get(req.model);
+    stats.model = model.id;
+    const messages = asInvalidRequest(() => toChatMessages(req.messages));
+    const tools = asInvalidRequest(() => toToolSpecs(req.tools));
+    if (req.response_format && req.response_format.type !== 'text') {
+      throw ApiError.invalid(`response_format ${req.response_format.type} is not supported yet; use "text"`, 'response_format.type', 'unsupported_value');
+    }
+    const toolChoice = req.tool_choice ?? 'auto';
+    if (toolChoice !== 'none' && toolChoice !== 'auto' && tools === undefined) {
+      throw ApiError.invalid('tool_choice requires tools', 'tool_choice');
+    }
+    // tool_choice "none": the model does not see the tools, so it cannot call them.
+    const shownTools = toolChoice === 'none' ? undefined : tools;
+    const promptIds = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }).ids);
+    stats.promptTokens = promptIds.length;
+
+    const n = resolveN(req.n, this.deps.limits);
+    const requested = req.max_completion_tokens ?? req.max_tokens;
+    const maxTokens = resolveMaxTokens(model, promptIds.length, requested, this.deps.limits, {
+      param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+      promptParam: 'messages',
+    });
+    const logprobs = req.logprobs === true;
+    const top = req.top_logprobs ?? 0;
+    if (top > 0 && !logprobs) throw ApiError.invalid('top_logprobs requires logprobs to be true', 'top_logprobs');
+    const bias = logitBiasMap(model, req.logit_bias);
+    const stops = stopStrings(req.stop);
+    const counter = tokenCounter(stats);
+    const choices = Array.from({ length: n }, (_, i) => ({
+      promptIds,
+      maxTokens,
+      stopTokenIds: stopTokenIds(model, req),
+      sampling: samplingParams(model, req, { enabled: logprobs, top }, bias, i),
+      stops,
+      stripTrailingNewline: true,
+      parseToolCalls: shownTools !== undefined && shownTools.length > 0,
+      onToken: counter(),
+    }));
+    return {
+      model,
+      id: randomId('chatcmpl-'),
+      created: nowSeconds(),
+      promptTokens: promptIds.length,
+      choices,
+      logprobs,
+      includeUsage: req.stream_options?.include_usage === true,
+    };
+  }
+
+  private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
+    const completion = outcomes.reduce((s, o) => s + o.completionTokens, 0);
+    return { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+  }
+
+  private async complete(plan: Plan, signal: AbortSignal, stats: RequestStats): Promise<ChatCompletionResponse> {
+    const { controller, dispose } = childController(signal);
+    try {
+      const results = await Promise.all(
+        plan.choices.map(async (choice) => {
+          const gen = runChoice(plan.model, choice, controller.signal);
+          let text = '';
+          const deltas: Delta[] = [];
+          for (;;) {
+            const step = await gen.next();
+            if (step.done) return { text, deltas, outcome: step.value };
+            text += step.value.text;
+            deltas.push(step.value);
+          }
+        }),
+      ).catch((e) => {
+        controller.abort(); // one choice failed: stop the others
+        throw e;
+      });
+      const outcomes = results.map((r) => r.outcome);
+      recordTiming(stats, outcomes);
+      stats.finishReasons = outcomes.map((o) => o.finishReason);
+      if (outcomes.some((o) => o.finishReason === 'abort')) throw abortError(signal);
+      return {
+        id: plan.id,
+        object: 'chat.completion',
+        created: plan.created,
+        model: plan.model.id,
+        system_fingerprint: plan.model.fingerprint,
+        choices: results.map((r, index) => ({
+          index,
+          message: {
+            role: 'assistant' as const,
+            content: r.outcome.toolCalls && r.text === '' ? null : r.text,
+            refusal: null,
+            ...(r.outcome.toolCalls ? { tool_calls: toolCalls(r.outcome.toolCalls) } : {}),
+          },
+          logprobs: plan.logprobs ? { content: chatLogprobs(plan.model.tokenizer, r.deltas.flatMap((d) => d.tokens)), refusal: null } : null,
+          finish_reason: r.outcome.finishReason as FinishReason,
+        })),
+        usage: this.usage(plan, outcomes),
+      };
+    } finally {
+      dispose();
+    }
+  }
+
+  private async *stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<ChatCompletionChunk | StreamError> {
+    const { controller, dispose } = childController(signal);
+    const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
+    // With include_usage, OpenAI sends "usage": null on every chunk but the last.
+    const usageNull = plan.includeUsage ? { usage: null } : {};
+    const chunk = (c: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, choices: [c], ...usageNull });
+    const logprobs = (d: Delta): ChoiceLogprobs | null => (plan.logprobs ? { content: chatLogprobs(plan.model.tokenizer, d.tokens), refusal: null } : null);
+
+    const channel = new Channel<ChatCompletionChunk>();
+    const outcomes: ChoiceOutcome[] = [];
+    try {
+      // The choices start generating now; the channel buffers their chunks behind the role chunks.
+      let running = plan.choices.length;
+      plan.choices.forEach(async (choice, index) => {
+        try {
+          const gen = runChoice(plan.model, choice, controller.signal);
+          for (;;) {
+            const step = await gen.next();
+            if (step.done) {
+              outcomes[index] = step.value;
+              const o = step.value;
+              if (o.finishReason === 'abort') break;
+              if (o.toolCalls) {
+                channel.push(chunk({ index, delta: { tool_calls: toolCalls(o.toolCalls).map((c, k) => ({ index: k, ...c })) }, logprobs: null, finish_reason: null }));
+              }
+              channel.push(chunk({ index, delta: {}, logprobs: null, finish_reason: o.finishReason }));
+              break;
+            }
+            channel.push(chunk({ index, delta: { content: step.value.text }, logprobs: logprobs(step.value), finish_reason: null }));
+          }
+          if (--running === 0) channel.close();
+        } catch (e) {
+          channel.fail(e);
+        }
+      });
+      for (let index = 0; index < plan.choices.length; index++) {
+        yield chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+      }
+      try {
+        for await (const c of channel) yield c;
+      } catch (e) {
+        controller.abort();
+        // Headers are sent: the error goes in the stream, and the stream still ends cleanly.
+        stats.error = e;
+        stats.finishReasons = ['error'];
+        yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
+        return;
+      }
+      recordTiming(stats, outcomes);
+      stats.finishReasons = outcomes.map((o) => o.finishReason);
+      if (outcomes.some((o) => o.finishReason === 'abort')) {
+        // Shutdown deadline (a gone client reads nothing more): say so rather than end silently.
+        yield { error: abortError(signal).toBody().error };
+        return;
+      }
+      if (plan.includeUsage) yield { ...base, choices: [], usage: this.usage(plan, outcomes) };
+    } finally {
+      controller.abort();
+      dispose();
+      release();
+    }
+  }
+}
+
+function toolCalls(calls: ParsedToolCall[]): ToolCall[] {
+  return calls.map((c) => ({ id: randomId('call_'), type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
+/** Why a generation was aborted from outside: the signal's reason when it is an ApiError (shutdown), else "client closed". */
+export function abortError(signal: AbortSignal): ApiError {
+  if (signal.reason instanceof ApiError) return signal.reason;
+  return new ApiError(499, 'The client closed the request.', 'invalid_request_error', null, 'client_closed_request');
+}

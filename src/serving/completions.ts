@@ -1,0 +1,208 @@
+/**
+ * POST /v1/completions: raw prompts (text or token ids, no chat template), n
+ * choices per prompt, optional echo and logprobs; a response object or a
+ * stream of chunks (same shape, as OpenAI's legacy endpoint).
+ */
+import type { CompletionRequest, CompletionResponse } from '../protocol/completions.ts';
+import type { CompletionUsage } from '../protocol/common.ts';
+import { ApiError } from '../protocol/errors.ts';
+import { abortError, type ServingDeps, type StreamError } from './chat.ts';
+import { runChoice, type ChoiceOutcome, type ChoiceRequest } from './generate.ts';
+import { CompletionLogprobsBuilder } from './logprobs.ts';
+import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
+import type { ServedModel } from './registry.ts';
+import { Channel, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
+
+/** OpenAI's default for this endpoint. */
+const DEFAULT_MAX_TOKENS = 16;
+
+interface PlannedChoice extends ChoiceRequest {
+  /** Echoed prompt text, prepended to the output. */
+  echo: string;
+}
+
+interface Plan {
+  model: ServedModel;
+  id: string;
+  created: number;
+  promptTokens: number;
+  choices: PlannedChoice[];
+  logprobs: number | null;
+  includeUsage: boolean;
+}
+
+export type CompletionResult = { stream: false; body: CompletionResponse } | { stream: true; events: AsyncIterable<CompletionResponse | StreamError> };
+
+export class CompletionServing {
+  constructor(private readonly deps: ServingDeps) {}
+
+  async create(req: CompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<CompletionResult> {
+    const plan = this.plan(req, stats);
+    const release = await this.deps.admission.acquire(signal);
+    if (req.stream) {
+      stats.stream = true;
+      signal.addEventListener('abort', release, { once: true });
+      return { stream: true, events: this.stream(plan, signal, stats, release) };
+    }
+    try {
+      return { stream: false, body: await this.complete(plan, signal, stats) };
+    } finally {
+      release();
+    }
+  }
+
+  private prompts(model: ServedModel, prompt: CompletionRequest['prompt']): number[][] {
+    const check = (ids: number[], p: string) => {
+      ids.forEach((id, k) => {
+        if (id >= model.info.vocabSize || !model.tokenizer.isKnown(id)) {
+          throw ApiError.invalid(`${p}[${k}] is not a token id of this model (vocabulary 0 to ${model.info.vocabSize - 1})`, `${p}[${k}]`, 'invalid_value');
+        }
+      });
+      return ids;
+    };
+    if (typeof prompt === 'string') return [model.tokenizer.encodeText(prompt)];
+    if (prompt.length > 0 && typeof prompt[0] === 'number') return [check(prompt as number[], 'prompt')];
+    return (prompt as Array<string | number[]>).map((p, i) => (typeof p === 'string' ? model.tokenizer.encodeText(p) : check(p, `prompt[${i}]`)));
+  }
+
+  private plan(req: CompletionRequest, stats: RequestStats): Plan {
+    const model = this.deps.registry.get(req.model);
+    stats.model = model.id;
+    if (req.suffix) throw ApiError.invalid('suffix is not supported', 'suffix', 'unsupported_value');
+    const n = resolveN(req.n, this.deps.limits);
+    if (req.best_of != null && req.best_of !== n) throw ApiError.invalid('best_of is only supported equal to n', 'best_of', 'unsupported_value');
+    const prompts = this.prompts(model, req.prompt);
+    if (prompts.length * n > this.deps.limits.maxN) {
+      throw ApiError.invalid(`prompts × n must be at most ${this.deps.limits.maxN} on this server (got ${prompts.length} × ${n})`, 'n', 'invalid_value');
+    }
+    const bias = logitBiasMap(model, req.logit_bias);
+    const logprobs = req.logprobs ?? null;
+    const stops = stopStrings(req.stop);
+    const choices: PlannedChoice[] = [];
+    const counter = tokenCounter(stats);
+    prompts.forEach((promptIds, p) => {
+      if (promptIds.length === 0) throw ApiError.invalid('prompt must not be empty', prompts.length > 1 ? `prompt[${p}]` : 'prompt');
+      const maxTokens = resolveMaxTokens(model, promptIds.length, req.max_tokens, this.deps.limits, {
+        param: 'max_tokens',
+        promptParam: 'prompt',
+        defaultTokens: DEFAULT_MAX_TOKENS,
+      });
+      for (let i = 0; i < n; i++) {
+        choices.push({
+          promptIds,
+          maxTokens,
+          stopTokenIds: stopTokenIds(model, req),
+          sampling: samplingParams(model, req, { enabled: logprobs !== null, top: logprobs ?? 0 }, bias, i),
+          stops,
+          stripTrailingNewline: false,
+          parseToolCalls: false,
+          onToken: counter(),
+          echo: req.echo ? model.tokenizer.decode(promptIds) : '',
+        });
+      }
+    });
+    const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
+    stats.promptTokens = promptTokens;
+    return { model, id: randomId('cmpl-'), created: nowSeconds(), promptTokens, choices, logprobs, includeUsage: req.stream_options?.include_usage === true };
+  }
+
+  private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
+    const completion = outcomes.reduce((s, o) => s + o.completionTokens, 0);
+    return { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+  }
+
+  private base(plan: Plan) {
+    return { id: plan.id, object: 'text_completion' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
+  }
+
+  private async complete(plan: Plan, signal: AbortSignal, stats: RequestStats): Promise<CompletionResponse> {
+    const { controller, dispose } = childController(signal);
+    try {
+      const results = await Promise.all(
+        plan.choices.map(async (choice) => {
+          const lp = new CompletionLogprobsBuilder(plan.model.tokenizer, choice.echo.length);
+          const gen = runChoice(plan.model, choice, controller.signal);
+          let text = choice.echo;
+          for (;;) {
+            const step = await gen.next();
+            if (step.done) return { text, logprobs: lp.value, outcome: step.value };
+            text += step.value.text;
+            lp.add(step.value.tokens);
+          }
+        }),
+      ).catch((e) => {
+        controller.abort();
+        throw e;
+      });
+      const outcomes = results.map((r) => r.outcome);
+      recordTiming(stats, outcomes);
+      stats.finishReasons = outcomes.map((o) => o.finishReason);
+      if (outcomes.some((o) => o.finishReason === 'abort')) throw abortError(signal);
+      return {
+        ...this.base(plan),
+        choices: results.map((r, index) => ({
+          index,
+          text: r.text,
+          logprobs: plan.logprobs !== null ? r.logprobs : null,
+          finish_reason: r.outcome.finishReason === 'length' ? 'length' : 'stop',
+        })),
+        usage: this.usage(plan, outcomes),
+      };
+    } finally {
+      dispose();
+    }
+  }
+
+  private async *stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<CompletionResponse | StreamError> {
+    const { controller, dispose } = childController(signal);
+    const usageNull = plan.includeUsage ? { usage: null } : {};
+    const chunk = (c: CompletionResponse['choices'][number]): CompletionResponse => ({ ...this.base(plan), choices: [c], ...usageNull });
+    const channel = new Channel<CompletionResponse>();
+    const outcomes: ChoiceOutcome[] = [];
+    try {
+      let running = plan.choices.length;
+      plan.choices.forEach(async (choice, index) => {
+        try {
+          const lp = new CompletionLogprobsBuilder(plan.model.tokenizer, choice.echo.length);
+          if (choice.echo) channel.push(chunk({ index, text: choice.echo, logprobs: null, finish_reason: null }));
+          const gen = runChoice(plan.model, choice, controller.signal);
+          for (;;) {
+            const step = await gen.next();
+            if (step.done) {
+              outcomes[index] = step.value;
+              if (step.value.finishReason !== 'abort') {
+                channel.push(chunk({ index, text: '', logprobs: null, finish_reason: step.value.finishReason === 'length' ? 'length' : 'stop' }));
+              }
+              break;
+            }
+            const part = lp.add(step.value.tokens);
+            channel.push(chunk({ index, text: step.value.text, logprobs: plan.logprobs !== null ? part : null, finish_reason: null }));
+          }
+          if (--running === 0) channel.close();
+        } catch (e) {
+          channel.fail(e);
+        }
+      });
+      try {
+        for await (const c of channel) yield c;
+      } catch (e) {
+        controller.abort();
+        stats.error = e;
+        stats.finishReasons = ['error'];
+        yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
+        return;
+      }
+      recordTiming(stats, outcomes);
+      stats.finishReasons = outcomes.map((o) => o.finishReason);
+      if (outcomes.some((o) => o.finishReason === 'abort')) {
+        yield { error: abortError(signal).toBody().error };
+        return;
+      }
+      if (plan.includeUsage) yield { ...this.base(plan), choices: [], usage: this.usage(plan, outcomes) };
+    } finally {
+      controller.abort();
+      dispose();
+      release();
+    }
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * One choice: drives engine.generate and turns its tokens into text deltas,
+ * shared by the chat and completions endpoints.
+ *
+ * tokens → StreamingDetokenizer (never broken UTF-8) → StopFilter (stop strings,
+ * the chat format's trailing newline) → deltas. Each delta carries the tokens
+ * whose text starts inside it, so logprobs line up with the text sent; tokens
+ * whose text is withheld (a stop string, the format's newline) get no logprobs
+ * entry, as their text is not part of the output.
+ */
+import type { GeneratedToken, SamplingParams, TopLogprob } from '../engine/types.ts';
+import { StreamingDetokenizer } from '../chat/detokenizer.ts';
+import { StopFilter } from './stop.ts';
+import type { ServedModel } from './registry.ts';
+
+export interface ChoiceRequest {
+  promptIds: readonly number[];
+  maxTokens: number;
+  stopTokenIds: readonly number[];
+  sampling: SamplingParams;
+  stops: readonly string[];
+  /** Chat: drop the format's newline before <|endoftext|>. */
+  stripTrailingNewline: boolean;
+  /** Chat with tools: text after a <|tool_call|> token is tool calls, not content. */
+  parseToolCalls: boolean;
+  /** Called for every token received (live request statistics). */
+  onToken?: () => void;
+}
+
+export interface EmittedToken {
+  id: number;
+  logprob?: number;
+  topLogprobs?: TopLogprob[];
+  /** Offset of the token's text in the choice's output text. */
+  textOffset: number;
+}
+
+export interface Delta {
+  text: string;
+  tokens: EmittedToken[];
+}
+
+export interface ParsedToolCall {
+  name: string;
+  arguments: string;
+}
+
+export interface ChoiceOutcome {
+  /** 'abort': the caller's signal ended it (client gone, shutdown). */
+  finishReason: 'stop' | 'length' | 'tool_calls' | 'abort';
+  completionTokens: number;
+  toolCalls?: ParsedToolCall[];
+}
+
+/**
+ * Yields deltas as text becomes final and returns the outcome. The generation
+ * is aborted (the engine stops stepping) when `signal` aborts, when a stop string
+ * is found, and when the consumer stops iterating early.
+ */
+export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?: AbortSignal): AsyncGenerator<Delta, ChoiceOutcome> {
+  const own = new AbortController();
+  const onAbort = () => own.abort(signal!.reason);
+  if (signal?.aborted) own.abort(signal.reason);
+  else signal?.addEventListener('abort', onAbort, { once: true });
+
+  const { tokenizer } = model;
+  const toolCallId = req.parseToolCalls ? tokenizer.special('toolCall') : -1;
+  const detok = new StreamingDetokenizer(tokenizer);
+  const filter = new StopFilter(req.stops, req.stripTrailingNewline);
+  const pending: EmittedToken[] = [];
+  let rawLength = 0;
+  let sentLength = 0;
+  let completionTokens = 0;
+  let stoppedByString = false;
+  let toolText: string | undefined;
+
+  const delta = (text: string): Delta => {
+    sentLength += text.length;
+    let k = 0;
+    while (k < pending.length && pending[k].textOffset < sentLength) k++;
+    return { text, tokens: pending.splice(0, k) };
+  };
+
+  let generation: ReturnType<ServedModel['engine']['generate']>;
+  try {
+    generation = model.engine.generate({
+      promptIds: req.promptIds,
+      maxTokens: req.maxTokens,
+      stopTokenIds: req.stopTokenIds,
+      sampling: req.sampling,
+      signal: own.signal,
+    });
+  } catch (e) {
+    signal?.removeEventListener('abort', onAbort);
+    throw e;
+  }
+  // Never leave `result` rejected and unobserved if the consumer stops early.
+  generation.result.catch(() => {});
+
+  try {
+    for await (const tok of generation.tokens as AsyncIterable<GeneratedToken>) {
+      completionTokens++;
+      req.onToken?.();
+      if (toolText !== undefined) {
+        toolText += tok.id === toolCallId ? '<|tool_call|>' : detok.push(tok.id);
+        continue;
+      }
+      if (tok.id === toolCallId) {
+        // Content ends here; whatever the filter held is content too.
+        const rest = detok.flush();
+        const r = filter.push(rest);
+        const tail = r.text + (r.stopped ? '' : filter.finish(false));
+        if (tail) yield delta(tail);
+        toolText = '<|tool_call|>';
+        continue;
+      }
+      // Special tokens (other than the tool-call marker) are never shown as text.
+      const piece = tokenizer.isSpecial(tok.id) ? '' : detok.push(tok.id);
+      pending.push({ id: tok.id, logprob: tok.logprob, topLogprobs: tok.topLogprobs, textOffset: rawLength });
+      rawLength += piece.length;
+      const r = filter.push(piece);
+      if (r.text) yield delta(r.text);
+      if (r.stopped) {
+        stoppedByString = true;
+        own.abort();
+        break;
+      }
+    }
+    const result = await generation.result;
+    // Ended by itself, the engine's count also includes the end-of-text token it generated but did not yield.
+    if (result.finishReason !== 'abort' && !stoppedByString) completionTokens = Math.max(completionTokens, result.completionTokens);
+
+    if (toolText !== undefined) {
+      const calls = parseToolCalls(toolText);
+      if (calls) return { finishReason: 'tool_calls', completionTokens, toolCalls: calls };
+      // Not valid tool calls: give the text back as content rather than lose it.
+      const text = (toolText + detok.flush()).replace(/\n$/, '');
+      if (text) yield delta(text);
+      return { finishReason: result.finishReason === 'length' ? 'length' : 'stop', completionTokens };
+    }
+    if (stoppedByString) return { finishReason: 'stop', completionTokens };
+    if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens };
+
+    const endOfText = result.finishReason === 'stop';
+    const flushed = filter.push(detok.flush());
+    const tail = flushed.text + (flushed.stopped ? '' : filter.finish(endOfText));
+    if (tail) yield delta(tail);
+    return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // Also reached when the consumer stops iterating early (client gone): stop the engine.
+    if (!own.signal.aborted) own.abort();
+    await generation.result.catch(() => {});
+  }
+}
+
+/** `<|tool_call|>{json}<|tool_call|>{json}…` → calls, or undefined if any part is not a call. */
+export function parseToolCalls(text: string): ParsedToolCall[] | undefined {
+  const parts = text.split('<|tool_call|>').map((p) => p.trim()).filter((p) => p !== '');
+  if (parts.length === 0) return undefined;
+  const calls: ParsedToolCall[] = [];
+  for (const p of parts) {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(p);
+    } catch {
+      return undefined;
+    }
+    if (typeof obj !== 'object' || obj === null) return undefined;
+    const { name, arguments: args } = obj as { name?: unknown; arguments?: unknown };
+    if (typeof name !== 'string' || name === '') return undefined;
+    calls.push({ name, arguments: JSON.stringify(args ?? {}) });
+  }
+  return calls;
+}

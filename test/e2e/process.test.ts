@@ -1,0 +1,126 @@
+/**
+ * The server as a process: --help, invalid configuration, `npm start` with
+ * flags, and graceful shutdown on SIGTERM (in-flight requests finish; past the
+ * deadline they are aborted; the exit code is 0 either way).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { SETTINGS, envName } from '../../src/config.ts';
+import { MODEL, MODEL_DIR, ROOT, parseSse, run, startServer } from './helpers.ts';
+
+const server = ['--import', 'tsx', 'src/server.ts'];
+
+test('--help lists every option with its environment variable', async () => {
+  const r = await run(process.execPath, [...server, '--help']);
+  assert.equal(r.code, 0);
+  for (const s of SETTINGS) {
+    assert.ok(r.stdout.includes(`--${s.flag}`), `--${s.flag}`);
+    assert.ok(r.stdout.includes(envName(s.flag)), envName(s.flag));
+  }
+});
+
+test('invalid configuration stops start-up with one clear line', async () => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--port', 'eighty'], {}, /--port must be an integer/],
+    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, cpu/],
+    [[], { MMREC_MAX_QUEUE: '-3' }, /MMREC_MAX_QUEUE must be between/],
+    [['--models-dir', mkdtempSync(`${tmpdir()}/mmrec-empty-`)], {}, /no model directory/],
+    [['--model', `${ROOT}src`], {}, /is not a model directory/],
+    [['--frobnicate'], {}, /unknown option --frobnicate/],
+  ];
+  for (const [args, env, re] of cases) {
+    const r = await run(process.execPath, [...server, ...args], { env });
+    assert.equal(r.code, 2, `${args.join(' ')}: exit code (${r.stderr})`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+    assert.match(lines[0], re);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('npm start -- --port … --host 0.0.0.0 serves the model under /v1', async () => {
+  const proc = spawn('npm', ['start', '--silent', '--', '--port', '0', '--host', '0.0.0.0', '--model', MODEL_DIR, '--intra-op-threads', '1'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const lines: Array<Record<string, unknown>> = [];
+  // The pipe ends when every process writing to it (npm and the server) has exited.
+  const ended = new Promise<void>((r) => proc.stdout!.once('end', () => r()));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      let port = 0;
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        for (const line of buf.split('\n').slice(0, -1)) {
+          const rec = JSON.parse(line);
+          lines.push(rec);
+          if (rec.port !== undefined && typeof rec.url === 'string') {
+            assert.match(rec.url, /^http:\/\/0\.0\.0\.0:\d+$/);
+            port = rec.port;
+          }
+          if (rec.msg === 'ready') resolve(port);
+        }
+        buf = buf.slice(buf.lastIndexOf('\n') + 1);
+      });
+      void exited.then((c) => reject(new Error(`npm start exited ${JSON.stringify(c)}`)));
+    });
+    const models = await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json();
+    assert.deepEqual(models.data.map((m: { id: string }) => m.id), [MODEL]);
+  } finally {
+    // The whole process group (npm and the server) gets SIGTERM, as from a process manager.
+    process.kill(-proc.pid!, 'SIGTERM');
+  }
+  const { code, signal } = await exited;
+  assert.ok(code === 0 || signal === 'SIGTERM', `npm exit ${code} ${signal}`);
+  await ended;
+  assert.ok(lines.some((l) => l.msg === 'stopped'), 'the server shut down cleanly');
+});
+
+async function streamUntilFirstChunk(url: string, maxTokens: number) {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Talk.' }], max_tokens: maxTokens, ignore_eos: true, stream: true }),
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let body = decoder.decode((await reader.read()).value, { stream: true });
+  const rest = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return body;
+      body += decoder.decode(value, { stream: true });
+    }
+  })();
+  return { rest };
+}
+
+test('SIGTERM: in-flight requests finish, new connections are refused, exit 0', async () => {
+  const s = await startServer(['--shutdown-timeout', '60']);
+  const { rest: body } = await streamUntilFirstChunk(s.url, 300);
+  s.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  await assert.rejects(fetch(`${s.url}/health`), 'the listening socket is closed');
+  const events = parseSse(await body) as Array<{ choices: Array<{ finish_reason: string | null }> }>;
+  assert.equal(events[events.length - 1].choices[0].finish_reason, 'length', 'the in-flight stream ran to its end');
+  assert.equal(await s.exited, 0);
+  assert.ok(s.logs.some((l) => l.msg === 'stopped'));
+});
+
+test('SIGTERM past the deadline: generations are aborted, the stream ends with an error event, exit 0', async () => {
+  const s = await startServer(['--shutdown-timeout', '1']);
+  const started = performance.now();
+  const { rest: body } = await streamUntilFirstChunk(s.url, 2000);
+  s.proc.kill('SIGTERM');
+  const events = parseSse(await body) as Array<{ error?: { code: string } }>;
+  assert.equal(events[events.length - 1].error?.code, 'server_shutting_down');
+  assert.equal(await s.exited, 0);
+  assert.ok(performance.now() - started < 10_000, 'stopped soon after the deadline');
+});

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, envName, helpText, parseConfig, resolveModelDirs, SETTINGS, type ServerConfig } from '../../src/config.ts';
+
+function parse(argv: string[], env: Record<string, string> = {}): ServerConfig {
+  const r = parseConfig(argv, env);
+  assert.equal(r.help, false);
+  return (r as { config: ServerConfig }).config;
+}
+
+test('defaults: 127.0.0.1:8000, models/, device auto, no keys', () => {
+  const c = parse([]);
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.port, 8000);
+  assert.equal(c.modelsDir, 'models');
+  assert.deepEqual(c.models, []);
+  assert.deepEqual(c.apiKeys, []);
+  assert.equal(c.device, 'auto');
+});
+
+test('flags in both forms, and a flag wins over the environment', () => {
+  const c = parse(['--port', '8001', '--host=0.0.0.0', '--device', 'cpu'], { MMREC_PORT: '9000', MMREC_HOST: '1.2.3.4', MMREC_MAX_QUEUE: '3' });
+  assert.equal(c.port, 8001);
+  assert.equal(c.host, '0.0.0.0');
+  assert.equal(c.device, 'cpu');
+  assert.equal(c.maxQueue, 3);
+});
+
+test('every setting has an environment variable', () => {
+  for (const s of SETTINGS) {
+    const env = { [envName(s.flag)]: s.kind === 'int' ? String(s.min ?? 1) : s.kind === 'enum' ? s.values![0] : 'x' };
+    const c = parse([], env) as unknown as Record<string, unknown>;
+    const expected = s.kind === 'int' ? (s.min ?? 1) : s.kind === 'list' ? ['x'] : s.kind === 'enum' ? s.values![0] : 'x';
+    assert.deepEqual(c[s.key], expected, s.flag);
+  }
+});
+
+test('lists: repeated flags and comma-separated values', () => {
+  const c = parse(['--api-key', 'a,b', '--api-key', 'c', '--model', 'm1']);
+  assert.deepEqual(c.apiKeys, ['a', 'b', 'c']);
+  assert.deepEqual(c.models, ['m1']);
+  assert.deepEqual(parse([], { MMREC_API_KEY: 'k1, k2' }).apiKeys, ['k1', 'k2']);
+});
+
+test('invalid values fail with one line naming the setting', () => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--port', 'abc'], {}, /--port must be an integer/],
+    [['--port', '70000'], {}, /--port must be between 0 and 65535/],
+    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, cpu/],
+    [[], { MMREC_MAX_N: '0' }, /MMREC_MAX_N must be between 1/],
+    [['--bogus', '1'], {}, /unknown option --bogus/],
+    [['--port'], {}, /--port needs a value/],
+    [['--port', '1', '--port', '2'], {}, /given more than once/],
+    [['stray'], {}, /unexpected argument/],
+  ];
+  for (const [argv, env, re] of cases) {
+    assert.throws(
+      () => parseConfig(argv, env),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message) && !e.message.includes('\n'),
+      `${argv.join(' ')} ${JSON.stringify(env)}`,
+    );
+  }
+});
+
+test('--help is recognised and lists every flag with its environment variable', () => {
+  assert.deepEqual(parseConfig(['--port', '1', '--help']), { help: true });
+  assert.deepEqual(parseConfig(['-h']), { help: true });
+  const text = helpText();
+  for (const s of SETTINGS) {
+    assert.ok(text.includes(`--${s.flag} `), s.flag);
+    assert.ok(text.includes(envName(s.flag)), envName(s.flag));
+  }
+});
+
+test('model directories: scanned under --models-dir, named by directory, validated', () => {
+  const root = mkdtempSync(join(tmpdir(), 'mmrec-models-'));
+  for (const id of ['b-model', 'a-model']) {
+    mkdirSync(join(root, id));
+    writeFileSync(join(root, id, 'model.onnx'), '');
+    writeFileSync(join(root, id, 'config.json'), '{}');
+  }
+  mkdirSync(join(root, 'not-a-model'));
+  const found = resolveModelDirs(parse(['--models-dir', root]));
+  assert.deepEqual(found.map((m) => m.id), ['a-model', 'b-model']);
+  assert.deepEqual(resolveModelDirs(parse(['--model', join(root, 'b-model')])).map((m) => m.id), ['b-model']);
+  assert.throws(() => resolveModelDirs(parse(['--model', join(root, 'not-a-model')])), /is not a model directory/);
+  assert.throws(() => resolveModelDirs(parse(['--models-dir', join(root, 'not-a-model')])), /no model directory/);
+  assert.throws(() => resolveModelDirs(parse(['--models-dir', join(root, 'missing')])), /is not a directory/);
+});
