@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
 import { printTable } from './table.ts';
+import { benchHttpStreaming, withHttpServer } from './http.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string', default: 'models/mm-rec-tiny' } } });
 const modelDir = values.model!;
@@ -49,6 +50,39 @@ async function engineSection(): Promise<void> {
   );
 }
 
+/**
+ * HTTP streaming vs the bare engine loop, side by side in one run: the same
+ * model, greedy, 128 tokens per run, alternating so both see the same machine.
+ */
+async function httpSection(): Promise<void> {
+  const tokens = 128;
+  const rounds = 3;
+  const bare: number[] = [];
+  const http: number[] = [];
+  const log = await loadForBench(modelDir);
+  try {
+    await benchDecode(log, 'warm-up', GREEDY, 8);
+    await withHttpServer(modelDir, async (url, model) => {
+      for (let i = 0; i < rounds; i++) {
+        bare.push((await benchDecode(log, 'bare', GREEDY, tokens)).tokensPerSecond);
+        http.push((await benchHttpStreaming(url, model, { maxTokens: tokens, runs: 1 })).tokensPerSecond);
+      }
+    });
+  } finally {
+    await log.engine.close();
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  printTable(
+    `HTTP streaming (SSE, in-process client) vs bare engine loop: single-stream greedy decode, ${tokens} tokens (goal ≥ 0.9)`,
+    ['round', 'bare engine tokens/s', 'HTTP SSE tokens/s', 'ratio'],
+    [
+      ...bare.map((b, i) => [i + 1, b.toFixed(1), http[i].toFixed(1), (http[i] / b).toFixed(2)]),
+      ['median', med(bare).toFixed(1), med(http).toFixed(1), (med(http) / med(bare)).toFixed(2)],
+    ],
+  );
+}
+
 const started = performance.now();
 await engineSection();
+await httpSection();
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
