@@ -89,7 +89,11 @@ export class ChatServing {
     const logprobs = req.logprobs === true;
     const top = req.top_logprobs ?? 0;
     if (top > 0 && !logprobs) throw ApiError.invalid('top_logprobs requires logprobs to be true', 'top_logprobs');
-    const bias = logitBiasMap(model, req.logit_bias);
+    let bias = logitBiasMap(model, req.logit_bias);
+    // Without tools in the prompt a call has nothing to call: the tool-call marker is banned.
+    if (shownTools === undefined || shownTools.length === 0) {
+      bias = new Map(bias ?? []).set(model.tokenizer.special('toolCall'), -100);
+    }
     const stops = stopStrings(req.stop);
     const counter = tokenCounter(stats);
     const choices = Array.from({ length: n }, (_, i) => ({

@@ -179,6 +179,15 @@ test('"What is the capital of France?" is answered with Paris (needs the trained
   assert.match(r.choices[0].message.content ?? '', /Paris/, `the model answered: ${JSON.stringify(r.choices[0].message.content)}`);
 });
 
+test('without tools in the request the model cannot start a tool call', async () => {
+  // mm-rec-tiny answers weather questions with a get_weather call when it has tools; without them the marker is banned.
+  const r = await client.chat.completions.create({ model: MODEL, messages: ask("What's the weather in Paris?"), max_tokens: 12, temperature: 0, logprobs: true });
+  assertOpenAI('CreateChatCompletionResponse', r);
+  assert.equal(r.choices[0].message.tool_calls, undefined);
+  assert.notEqual(r.choices[0].finish_reason, 'tool_calls');
+  assert.ok(!r.choices[0].logprobs!.content!.some((t) => t.token === '<|tool_call|>'), JSON.stringify(r.choices[0].logprobs!.content!.map((t) => t.token)));
+});
+
 test('one log line per request, with the numbers and no message content', async () => {
   await client.chat.completions.create({ model: MODEL, messages: ask('SECRET-CONTENT-42'), max_tokens: 4 });
   await new Promise((r) => setTimeout(r, 100));
