@@ -132,8 +132,9 @@ test('sampling parameters reach the engine', async () => {
   const q = engine.requests[0];
   assert.deepEqual(
     { ...q.sampling, logitBias: [...q.sampling.logitBias!] },
-    { temperature: 0, topP: 0.5, topK: 5, minP: 0.1, repetitionPenalty: 1.2, presencePenalty: 1, frequencyPenalty: -1, logitBias: [[15, -100]], seed: undefined, logprobs: false, topLogprobs: 0 },
+    { temperature: 0, topP: 0.5, topK: 5, minP: 0.1, repetitionPenalty: 1.2, presencePenalty: 1, frequencyPenalty: -1, logitBias: [[15, -100], [100266, -100]], seed: undefined, logprobs: false, topLogprobs: 0 },
   );
+  // [100266, -100]: no tools in the request, so the tool-call marker is banned.
   assert.equal(q.maxTokens, 9);
   assert.deepEqual(q.stopTokenIds, [EOS]);
 });
