@@ -36,6 +36,28 @@ test('fast exp matches Math.exp to 1e-10 relative over the sampler range', () =>
   assert.equal(fastExpNonPositive(-1000), 0);
 });
 
+test('the one-pass fill finds the same candidates, order and weights as argmax + fill', () => {
+  const ascending = Float32Array.from({ length: 5000 }, (_, i) => i / 100); // every token raises the running maximum
+  const peaked = randomLogits(VOCAB, 2, 11);
+  peaked[77_000] = 40;
+  const holes = randomLogits(VOCAB, 3, 12);
+  for (let i = 0; i < holes.length; i += 7) holes[i] = i % 2 ? -Infinity : NaN;
+  for (const [name, logits, scale] of [['ascending', ascending, 1], ['peaked', peaked, 1 / 0.7], ['flat with holes', holes, 2]] as const) {
+    const a = new CandidateSet(logits.length);
+    const b = new CandidateSet(logits.length);
+    const cutoff = Math.log(logits.length / 1e-7);
+    const best = findArgmax(logits);
+    a.fill(logits, best.max, scale, cutoff);
+    assert.equal(b.fillFindingMax(logits, scale, cutoff), best.max, name);
+    assert.equal(b.count, a.count, name);
+    assert.ok(b.count > 0, name);
+    assert.deepEqual(b.ids.subarray(0, b.count), a.ids.subarray(0, a.count), name);
+    assert.deepEqual(b.weights.subarray(0, b.count), a.weights.subarray(0, a.count), name);
+    assert.equal(b.total, a.total, name);
+  }
+  assert.equal(new CandidateSet(3).fillFindingMax(new Float32Array([NaN, -Infinity, NaN]), 1, 10), -Infinity);
+});
+
 test('temperature 0 is greedy: always the argmax, lowest id on ties', () => {
   for (let seed = 1; seed <= 5; seed++) {
     const logits = randomLogits(VOCAB, 3, seed);

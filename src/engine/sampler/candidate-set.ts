@@ -82,6 +82,51 @@ export class CandidateSet {
     return total;
   }
 
+  /**
+   * fill() without knowing the maximum first: saves the sampler its separate
+   * argmax pass over the vocabulary. One pass keeps every token within the
+   * cutoff of the running maximum (a superset of the final set, in id order:
+   * the running maximum never exceeds the final one); a pass over those few
+   * then drops what the final maximum leaves out and weighs the rest. The set,
+   * its order and its weights are exactly fill()'s. Returns the maximum
+   * (-Infinity when no token is possible, for the caller to refuse).
+   */
+  fillFindingMax(values: Float32Array, scale: number, cutoff: number): number {
+    const { ids, weights } = this;
+    const margin = cutoff / scale;
+    let max = -Infinity;
+    let threshold = -Infinity;
+    let count = 0;
+    for (let i = 0, n = values.length; i < n; i++) {
+      const v = values[i];
+      if (v > threshold) {
+        ids[count] = i;
+        weights[count] = v; // the raw logit for now
+        count++;
+        if (v > max) {
+          max = v;
+          threshold = v - margin;
+        }
+      }
+    }
+    threshold = max - margin;
+    let kept = 0;
+    let total = 0;
+    for (let j = 0; j < count; j++) {
+      const v = weights[j];
+      if (v > threshold) {
+        const w = fastExpNonPositive(scale * (v - max));
+        ids[kept] = ids[j];
+        weights[kept] = w;
+        kept++;
+        total += w;
+      }
+    }
+    this.count = kept;
+    this.total = total;
+    return max;
+  }
+
   /** Keeps the live entries of weight ≥ `threshold`, in their order. */
   keepAtLeast(threshold: number): void {
     const { ids, weights } = this;

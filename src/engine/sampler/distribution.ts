@@ -46,11 +46,15 @@ export function findArgmax(values: Float32Array): Argmax {
   }
   let max = Math.max(m0, m1, m2, m3);
   for (let i = end4; i < n; i++) if (values[i] > max) max = values[i];
-  if (max === -Infinity) throw new ModelOutputError('no token is possible: every logit is NaN or banned (-inf)');
-  if (max === Infinity) throw new ModelOutputError('the model produced an infinite logit');
+  checkMax(max);
   let argmax = 0;
   while (values[argmax] !== max) argmax++;
   return { max, argmax };
+}
+
+function checkMax(max: number): void {
+  if (max === -Infinity) throw new ModelOutputError('no token is possible: every logit is NaN or banned (-inf)');
+  if (max === Infinity) throw new ModelOutputError('the model produced an infinite logit');
 }
 
 export class Distribution {
@@ -70,6 +74,14 @@ export class Distribution {
     const cutoff = Math.log(logits.values.length / NEGLIGIBLE_MASS);
     const total = candidates.fill(logits.values, best.max, logits.scale, cutoff);
     return new Distribution(logits, best.max, candidates, total);
+  }
+
+  /** build() for a caller that has not looked for the maximum: one pass over the vocabulary instead of two. */
+  static buildFindingMax(logits: StepLogits, candidates: CandidateSet): Distribution {
+    const cutoff = Math.log(logits.values.length / NEGLIGIBLE_MASS);
+    const max = candidates.fillFindingMax(logits.values, logits.scale, cutoff);
+    checkMax(max);
+    return new Distribution(logits, max, candidates, candidates.total);
   }
 
   /** Log-probability of `id` under this (untruncated) distribution. */

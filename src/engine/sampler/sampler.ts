@@ -70,8 +70,7 @@ export class Sampler {
   sample(values: Float32Array): GeneratedToken {
     const logits: StepLogits = { values, scale: 1 };
     for (const processor of this.processors) processor.apply(logits, this.history);
-    const best = findArgmax(values);
-    const token = this.greedy ? this.pickGreedy(logits, best) : this.pickRandom(logits, best);
+    const token = this.greedy ? this.pickGreedy(logits, findArgmax(values)) : this.pickRandom(logits);
     this.history.record(token.id);
     return token;
   }
@@ -82,8 +81,8 @@ export class Sampler {
     return this.withLogprobs(best.argmax, distribution, distribution.top(this.params.topLogprobs));
   }
 
-  private pickRandom(logits: StepLogits, best: Argmax): GeneratedToken {
-    const distribution = Distribution.build(logits, best, this.candidates);
+  private pickRandom(logits: StepLogits): GeneratedToken {
+    const distribution = Distribution.buildFindingMax(logits, this.candidates);
     // Read the top alternatives before truncation reorders and narrows the candidates.
     const top = this.params.logprobs ? distribution.top(this.params.topLogprobs) : [];
     for (const truncation of this.truncations) truncation.apply(this.candidates);
