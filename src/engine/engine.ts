@@ -137,7 +137,8 @@ export class MMRecEngine implements Engine {
     const started = performance.now();
     const prompt = request.promptIds;
     const stopIds = new Set(request.stopTokenIds);
-    const sampler = new Sampler(request.sampling, prompt, this.candidates);
+    const constraint = request.constraint?.start();
+    const sampler = new Sampler(request.sampling, prompt, this.candidates, constraint);
     let completionTokens = 0;
     let timeToFirstTokenMs: number | undefined;
     const finish = (finishReason: GenerationResult['finishReason']): GenerationResult => ({
@@ -168,6 +169,8 @@ export class MMRecEngine implements Engine {
       if (stopIds.has(token.id)) return finish('stop');
       timeToFirstTokenMs ??= performance.now() - started;
       tokens.push(token);
+      // A complete constraint admits no further token (a stop token normally ends it first).
+      if (constraint?.done) return finish('stop');
       if (completionTokens >= request.maxTokens) return finish('length');
       next = token.id;
       phase = 'decode';

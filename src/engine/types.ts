@@ -2,6 +2,7 @@
  * The engine's public contract. The engine knows token ids, sampling parameters
  * and abort signals; it knows nothing about HTTP, JSON or chat messages.
  */
+import type { TokenMask } from './constraint/token-mask.ts';
 
 /** Per-request sampling settings, already validated and defaulted by the protocol layer. */
 export interface SamplingParams {
@@ -37,8 +38,30 @@ export interface GenerateRequest {
   /** Generation stops after emitting one of these (it is reported, not part of the text). */
   stopTokenIds: readonly number[];
   sampling: SamplingParams;
+  /**
+   * Restricts which tokens may be generated (a grammar: see constraint/). The
+   * mask is applied before every other logits processor; the generation ends
+   * with 'stop' once the constraint is complete.
+   */
+  constraint?: TokenConstraint;
   /** Aborting stops the generation before its next model step. */
   signal?: AbortSignal;
+}
+
+/** A rule over the tokens a generation may produce; shared by generations, stateless itself. */
+export interface TokenConstraint {
+  /** A matcher at the start of the constrained output, for one generation. */
+  start(): ConstraintMatcher;
+}
+
+/** One generation's position in a TokenConstraint. */
+export interface ConstraintMatcher {
+  /** The tokens allowed next (never empty until `done`). */
+  allowed(): TokenMask;
+  /** Advance past a token that `allowed()` contained; throws for one it did not. */
+  accept(id: number): void;
+  /** Nothing more can follow: the constrained output is complete. */
+  readonly done: boolean;
 }
 
 export interface TopLogprob {

@@ -1,8 +1,10 @@
 /**
  * Logits processors: each one job, applied in order to one step's logits
  * (Hugging Face style). They touch only the tokens they concern — the biased
- * ones, the seen ones — so none costs a pass over the 100k vocabulary.
+ * ones, the seen ones — so none costs a pass over the 100k vocabulary, but for
+ * the constraint mask, which touches the tokens it bans.
  */
+import type { ConstraintMatcher } from '../types.ts';
 
 /** One step's logits, modified in place by the processors. */
 export interface StepLogits {
@@ -37,6 +39,19 @@ export class TokenHistory {
 
 export interface LogitsProcessor {
   apply(logits: StepLogits, history: TokenHistory): void;
+}
+
+/**
+ * A constraint's mask: every token it does not allow next gets -Infinity. It
+ * runs first, so the other units (and temperature, top-p, greedy) only ever
+ * choose among allowed tokens.
+ */
+export class ConstraintMaskProcessor implements LogitsProcessor {
+  constructor(private readonly matcher: ConstraintMatcher) {}
+
+  apply({ values }: StepLogits): void {
+    this.matcher.allowed().apply(values);
+  }
 }
 
 /** OpenAI logit_bias: adds the bias; -100 (or less) bans the token outright, as OpenAI documents it. */

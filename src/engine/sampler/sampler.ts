@@ -9,10 +9,11 @@
  * lists as many alternatives as asked for. Greedy decoding (temperature 0)
  * reports the distribution at temperature 1.
  */
-import type { GeneratedToken, SamplingParams, TopLogprob } from '../types.ts';
+import type { ConstraintMatcher, GeneratedToken, SamplingParams, TopLogprob } from '../types.ts';
 import type { CandidateSet } from './candidate-set.ts';
 import { Distribution, findArgmax, type Argmax } from './distribution.ts';
 import {
+  ConstraintMaskProcessor,
   LogitBiasProcessor,
   PresenceFrequencyPenaltyProcessor,
   RepetitionPenaltyProcessor,
@@ -52,14 +53,17 @@ export class Sampler {
 
   /**
    * `candidates` is scratch space of vocabulary size; sampling is synchronous,
-   * so every sampler of one engine can share one.
+   * so every sampler of one engine can share one. With a `constraint`, only
+   * tokens it allows are sampled, and each sampled token advances it.
    */
   constructor(
     private readonly params: SamplingParams,
     promptIds: readonly number[],
     private readonly candidates: CandidateSet,
+    private readonly constraint?: ConstraintMatcher,
   ) {
     this.processors = buildProcessors(params);
+    if (constraint) this.processors.unshift(new ConstraintMaskProcessor(constraint));
     this.truncations = buildTruncations(params);
     this.history = new TokenHistory(promptIds);
     this.rng = createRng(params.seed);
@@ -72,6 +76,7 @@ export class Sampler {
     for (const processor of this.processors) processor.apply(logits, this.history);
     const token = this.greedy ? this.pickGreedy(logits, findArgmax(values)) : this.pickRandom(logits);
     this.history.record(token.id);
+    this.constraint?.accept(token.id);
     return token;
   }
 
