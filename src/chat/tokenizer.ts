@@ -25,7 +25,7 @@ export class ChatTokenizer {
   private readonly bytesById: Map<number, Uint8Array>;
   readonly specialIds: ReadonlySet<number>;
 
-  constructor(spec: TokenizerSpec) {
+  constructor(readonly spec: TokenizerSpec) {
     const ranks = RANKS[spec.encoding];
     if (!ranks) throw new Error(`unsupported tokenizer encoding "${spec.encoding}" (supported: ${Object.keys(RANKS).join(', ')})`);
     for (const name of Object.values(SPECIAL_TOKEN_NAMES)) {

@@ -1,0 +1,99 @@
+/**
+ * The grammar of an assistant reply in the chat format (template.ts) when the
+ * request declares tools or asks for JSON content, for the engine to enforce
+ * token by token.
+ *
+ * A reply is content, then "\n" and <|endoftext|>; a reply that calls tools is
+ * (optional content, then) one or more `<|tool_call|>` + compact
+ * `{"name":"…","arguments":{…}}`, then "\n" and <|endoftext|>:
+ *
+ *   tool choice "auto"       any content, then <|endoftext|> or the calls: the
+ *                            grammar leaves the text free and takes over when
+ *                            the model emits <|tool_call|>
+ *   "required"               the calls, from the first token
+ *   a named function         one call of that function, from the first token
+ *   JSON content             content is compact JSON (any object, or valid against
+ *                            a schema); under "auto" the model may call tools instead
+ *
+ * A call's name is one of the declared tools and its arguments match that
+ * tool's parameters schema; with parallel calls allowed, another
+ * <|tool_call|> may follow each call.
+ */
+import { GrammarBuilder, type Grammar, type GrammarNode } from '../engine/constraint/grammar.ts';
+import { firstBytes } from '../engine/constraint/matcher.ts';
+import { compileSchema, JsonGrammar, SchemaError } from './json-grammar.ts';
+import { TemplateError, type ToolSpec } from './template.ts';
+
+export type ToolChoice = 'auto' | 'required' | { name: string };
+
+export interface ReplySpec {
+  /** Tools the model may call, in request order (errors name them by index). */
+  tools?: { list: readonly ToolSpec[]; choice: ToolChoice; parallel: boolean };
+  /** The content must be JSON: any object, or a value valid against `schema`. */
+  json?: { kind: 'object' } | { kind: 'schema'; schema: unknown };
+}
+
+export interface ReplyTokens {
+  endOfText: number;
+  toolCall: number;
+}
+
+/** What a tool without `parameters` takes: nothing (OpenAI: "an empty parameter list"). */
+const NO_PARAMETERS = { type: 'object', properties: {} };
+
+/** Throws TemplateError (a 400 naming the tool or field) for a spec that cannot be enforced. */
+export function replyGrammar(spec: ReplySpec, tokens: ReplyTokens): Grammar {
+  const g = new GrammarBuilder();
+  const json = new JsonGrammar(g);
+  const end = g.seq(g.bytes('\n'), g.special(tokens.endOfText));
+  const content = spec.json && g.seq(jsonContent(json, spec.json), end);
+  if (!spec.tools) {
+    if (!content) throw new Error('a reply grammar needs tools or JSON content');
+    return g.build(content);
+  }
+  const { list, choice, parallel } = spec.tools;
+  const calls = list.map((tool, i) => g.seq(g.bytes(`{"name":${JSON.stringify(tool.name)},"arguments":`), toolArguments(json, tool, i), g.bytes('}')));
+  if (typeof choice === 'object') {
+    const i = list.findIndex((t) => t.name === choice.name);
+    if (i < 0) throw new TemplateError(`tool_choice names the function "${choice.name}", which is not among the tools`, 'tool_choice.function.name');
+    return g.build(g.seq(g.special(tokens.toolCall), calls[i], end));
+  }
+  const call = g.seq(g.special(tokens.toolCall), g.choice(...calls));
+  const section = g.seq(call, parallel ? g.star(call) : g.seq(), end);
+  if (choice === 'required') return g.build(section);
+  return g.build(content ? g.choice(content, section) : g.seq(g.anyBytes(), g.choice(g.special(tokens.endOfText), section)));
+}
+
+/** Throws TemplateError naming the first tool that is not usable: a duplicate name, parameters that are not an object schema in the supported subset. */
+export function checkTools(tools: readonly ToolSpec[]): void {
+  const seen = new Map<string, number>();
+  tools.forEach((tool, i) => {
+    const first = seen.get(tool.name);
+    if (first !== undefined) throw new TemplateError(`tools[${i}] "${tool.name}": duplicate function name (tools[${first}] has it too)`, `tools[${i}].function.name`);
+    seen.set(tool.name, i);
+    toolArguments(new JsonGrammar(new GrammarBuilder()), tool, i);
+  });
+}
+
+function toolArguments(json: JsonGrammar, tool: ToolSpec, i: number): GrammarNode {
+  const param = `tools[${i}].function.parameters`;
+  const node = schemaNode(json, tool.parameters ?? NO_PARAMETERS, (reason) => `tools[${i}] "${tool.name}": parameters: ${reason}`, param);
+  if (firstBytes(node).some((b) => b !== 0x7b)) {
+    throw new TemplateError(`tools[${i}] "${tool.name}": parameters must describe a JSON object (type "object")`, param);
+  }
+  return node;
+}
+
+function jsonContent(json: JsonGrammar, spec: NonNullable<ReplySpec['json']>): GrammarNode {
+  if (spec.kind === 'object') return json.anyObject();
+  return schemaNode(json, spec.schema, (reason) => `response_format.json_schema.schema: ${reason}`, 'response_format.json_schema.schema');
+}
+
+function schemaNode(json: JsonGrammar, schema: unknown, describe: (reason: string) => string, param: string): GrammarNode {
+  try {
+    return compileSchema(json, schema);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new TemplateError(describe(e.message), param);
+    throw e;
+  }
+}

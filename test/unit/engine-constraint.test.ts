@@ -1,0 +1,59 @@
+/**
+ * The engine with a grammar constraint, on the real model: only allowed
+ * tokens come out, greedy or sampled; the generation ends with 'stop' when the
+ * grammar is complete (even with no stop tokens), with 'length' at maxTokens.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadEngine, type MMRecEngine } from '../../src/engine/engine.ts';
+import { GrammarConstraint } from '../../src/engine/constraint/grammar-constraint.ts';
+import { replyGrammar } from '../../src/chat/reply-grammar.ts';
+import { GREEDY, collect, request, requireModelDir } from './engine-helpers.ts';
+import { EOT, TOOL_CALL, tokenizer, vocabulary } from './constraint-helpers.ts';
+
+const dir = requireModelDir();
+let engine: MMRecEngine;
+
+before(async () => {
+  engine = await loadEngine(dir);
+});
+
+after(async () => {
+  await engine.close();
+});
+
+/** A schema every output of which is short, whatever the logits: enums and booleans only. */
+const schema = { type: 'object', properties: { mode: { enum: ['fast', 'slow', 'off'] }, on: { type: 'boolean' }, unit: { const: 'c' } }, required: ['mode', 'on', 'unit'], additionalProperties: false };
+const constraint = () => new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema } }, { endOfText: EOT, toolCall: TOOL_CALL }), vocabulary());
+const promptIds = tokenizer.encodeText('Set the mode.');
+
+test('greedy and sampled: the output is the grammar, and it ends when the grammar does', async () => {
+  for (const sampling of [GREEDY, { ...GREEDY, temperature: 1, topP: 0.9, seed: 5 }, { ...GREEDY, temperature: 1.5, topK: 50, seed: 6, logprobs: true, topLogprobs: 2 }]) {
+    // No stop tokens: the end of the grammar (its <|endoftext|>) ends the generation.
+    const g = engine.generate(request(promptIds, { maxTokens: 64, constraint: constraint(), sampling }));
+    const tokens = await collect(g);
+    const result = await g.result;
+    assert.equal(result.finishReason, 'stop');
+    assert.equal(tokens.at(-1)!.id, EOT);
+    const text = tokenizer.decode(tokens.slice(0, -1).map((t) => t.id));
+    const value = JSON.parse(text);
+    assert.deepEqual(Object.keys(value), ['mode', 'on', 'unit']);
+    assert.ok(['fast', 'slow', 'off'].includes(value.mode) && typeof value.on === 'boolean' && value.unit === 'c', text);
+    // Logprobs are over the allowed tokens: a forced token is certain, and the alternatives are allowed ones only.
+    for (const t of tokens.filter((x) => x.logprob !== undefined)) {
+      assert.ok(t.logprob! <= 0 && t.topLogprobs!.length >= 1 && t.topLogprobs!.length <= 2);
+      assert.ok(t.topLogprobs!.every((a) => Number.isFinite(a.logprob)));
+      if (t.topLogprobs!.length === 1) assert.equal(t.logprob, 0);
+    }
+  }
+});
+
+test('with the end-of-text token as a stop token it is not yielded; maxTokens cuts with length', async () => {
+  const stopped = engine.generate(request(promptIds, { maxTokens: 64, constraint: constraint(), stopTokenIds: [EOT] }));
+  const tokens = await collect(stopped);
+  assert.equal((await stopped.result).finishReason, 'stop');
+  assert.ok(tokenizer.decode(tokens.map((t) => t.id)).endsWith('}\n'));
+  const cut = engine.generate(request(promptIds, { maxTokens: 3, constraint: constraint(), stopTokenIds: [EOT] }));
+  assert.equal((await collect(cut)).length, 3);
+  assert.equal((await cut.result).finishReason, 'length');
+});
