@@ -16,6 +16,7 @@ import { readModelDir } from './engine/model-dir.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { createServedModel, ModelRegistry, type ServedModel } from './serving/registry.ts';
+import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
 
 export interface RunningServer {
@@ -69,10 +70,18 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
   for (const { id, dir } of models) {
     const started = performance.now();
     const served = await loadServedModel(config, id, dir);
+    const vocabularyMs = prepareConstraints(served);
     registry.add(served);
     const { info } = served;
     log.info(
-      { model: id, dir, execution_provider: info.executionProvider, context_length: info.contextLength, load_ms: Math.round(performance.now() - started) },
+      {
+        model: id,
+        dir,
+        execution_provider: info.executionProvider,
+        context_length: info.contextLength,
+        load_ms: Math.round(performance.now() - started),
+        constraint_vocabulary_ms: Math.round(vocabularyMs),
+      },
       `model ${id} runs on ${info.executionProvider} (${providerReason(config.device, info.executionProvider, info.providerReason)})`,
     );
   }

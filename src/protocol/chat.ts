@@ -39,17 +39,37 @@ export const ChatMessageParam = Type.Object(
   { title: 'ChatCompletionRequestMessage' },
 );
 
+/** OpenAI's rule for function and schema names. */
+const NAME = { pattern: '^[a-zA-Z0-9_-]{1,64}$', description: 'letters, digits, _ and -, at most 64' };
+
 export const FunctionTool = Type.Object(
   {
     type: Type.Literal('function'),
     function: Type.Object({
-      name: Type.String({ minLength: 1 }),
+      name: Type.String(NAME),
       description: Type.Optional(Type.String()),
-      parameters: Type.Optional(Type.Object({}, { description: 'JSON Schema of the arguments' })),
-      strict: Opt(Type.Boolean()),
+      parameters: Type.Optional(
+        Type.Object({}, { description: 'JSON Schema of the arguments object, in the subset of strict structured outputs; the arguments generated always validate against it' }),
+      ),
+      strict: Opt(Type.Boolean({ description: 'accepted; arguments are always enforced' })),
     }),
   },
   { title: 'ChatCompletionTool' },
+);
+
+export const ResponseFormat = Type.Object(
+  {
+    type: Type.Union([Type.Literal('text'), Type.Literal('json_object'), Type.Literal('json_schema')]),
+    json_schema: Type.Optional(
+      Type.Object({
+        name: Type.String(NAME),
+        description: Type.Optional(Type.String()),
+        schema: Type.Optional(Type.Object({}, { description: 'JSON Schema (the subset of strict structured outputs); an unsupported keyword is a 400' })),
+        strict: Opt(Type.Boolean({ description: 'accepted; the schema is always enforced' })),
+      }),
+    ),
+  },
+  { title: 'ResponseFormat', description: 'json_object: the content is a JSON object; json_schema: JSON valid against json_schema.schema (always enforced)' },
 );
 
 export const ChatCompletionRequest = Type.Object(
@@ -61,7 +81,7 @@ export const ChatCompletionRequest = Type.Object(
     max_completion_tokens: Opt(Type.Integer({ minimum: 1 })),
     logprobs: Opt(Type.Boolean()),
     top_logprobs: Opt(Type.Integer({ minimum: 0, maximum: 20 })),
-    tools: Opt(Type.Array(FunctionTool, { description: 'rendered into the prompt so the model sees them' })),
+    tools: Opt(Type.Array(FunctionTool, { description: 'rendered into the prompt; calls are constrained to these names and parameter schemas' })),
     tool_choice: Opt(
       Type.Union([
         Type.Literal('none'),
@@ -70,10 +90,8 @@ export const ChatCompletionRequest = Type.Object(
         Type.Object({ type: Type.Literal('function'), function: Type.Object({ name: Type.String() }) }),
       ]),
     ),
-    parallel_tool_calls: Opt(Type.Boolean()),
-    response_format: Opt(
-      Type.Object({ type: Type.Union([Type.Literal('text'), Type.Literal('json_object'), Type.Literal('json_schema')]) }, { description: 'only "text" is supported' }),
-    ),
+    parallel_tool_calls: Opt(Type.Boolean({ description: 'default true: the model may make several calls in one reply' })),
+    response_format: Opt(ResponseFormat),
   },
   { title: 'CreateChatCompletionRequest' },
 );
@@ -139,6 +157,7 @@ export const ToolCallChunk = Type.Object({
   type: Type.Optional(Type.Literal('function')),
   function: Type.Optional(Type.Object({ name: Type.Optional(Type.String()), arguments: Type.Optional(Type.String()) })),
 });
+export type ToolCallChunk = Static<typeof ToolCallChunk>;
 
 export const ChatCompletionChunk = Type.Object(
   {

@@ -3,11 +3,14 @@
  * response object or a stream of chunks. Knows nothing about Fastify.
  */
 import { toChatMessages, toToolSpecs } from '../chat/openai-messages.ts';
-import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall } from '../protocol/chat.ts';
+import { checkTools } from '../chat/reply-grammar.ts';
+import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
+import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall, ToolCallChunk } from '../protocol/chat.ts';
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import type { Admission } from './admission.ts';
-import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta, type ParsedToolCall } from './generate.ts';
+import { jsonReply, ReplyConstraints, toolChoice } from './constraints.ts';
+import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
@@ -39,6 +42,8 @@ interface Plan {
 }
 
 export class ChatServing {
+  private readonly constraints = new ReplyConstraints();
+
   constructor(private readonly deps: ServingDeps) {}
 
   /**
@@ -68,15 +73,17 @@ export class ChatServing {
     stats.model = model.id;
     const messages = asInvalidRequest(() => toChatMessages(req.messages));
     const tools = asInvalidRequest(() => toToolSpecs(req.tools));
-    if (req.response_format && req.response_format.type !== 'text') {
-      throw ApiError.invalid(`response_format ${req.response_format.type} is not supported yet; use "text"`, 'response_format.type', 'unsupported_value');
-    }
-    const toolChoice = req.tool_choice ?? 'auto';
-    if (toolChoice !== 'none' && toolChoice !== 'auto' && tools === undefined) {
+    if (tools) asInvalidRequest(() => checkTools(tools));
+    const choice = req.tool_choice ?? 'auto';
+    if (choice !== 'none' && choice !== 'auto' && !tools?.length) {
       throw ApiError.invalid('tool_choice requires tools', 'tool_choice');
     }
     // tool_choice "none": the model does not see the tools, so it cannot call them.
-    const shownTools = toolChoice === 'none' ? undefined : tools;
+    const shownTools = choice === 'none' || !tools?.length ? undefined : tools;
+    const constraint = this.constraints.forReply(model, {
+      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
+      json: jsonReply(req.response_format),
+    });
     const promptIds = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }).ids);
     stats.promptTokens = promptIds.length;
 
@@ -101,9 +108,10 @@ export class ChatServing {
       maxTokens,
       stopTokenIds: stopTokenIds(model, req),
       sampling: samplingParams(model, req, { enabled: logprobs, top }, bias, i),
+      constraint,
       stops,
       stripTrailingNewline: true,
-      parseToolCalls: shownTools !== undefined && shownTools.length > 0,
+      parseToolCalls: shownTools !== undefined,
       onToken: counter(),
     }));
     return {
@@ -130,11 +138,13 @@ export class ChatServing {
           const gen = runChoice(plan.model, choice, controller.signal);
           let text = '';
           const deltas: Delta[] = [];
+          const calls = new ToolCallCollector();
           for (;;) {
             const step = await gen.next();
-            if (step.done) return { text, deltas, outcome: step.value };
+            if (step.done) return { text, deltas, calls: calls.calls, outcome: step.value };
             text += step.value.text;
             deltas.push(step.value);
+            calls.add(step.value.toolCalls);
           }
         }),
       ).catch((e) => {
@@ -155,9 +165,9 @@ export class ChatServing {
           index,
           message: {
             role: 'assistant' as const,
-            content: r.outcome.toolCalls && r.text === '' ? null : r.text,
+            content: r.calls.length > 0 && r.text === '' ? null : r.text,
             refusal: null,
-            ...(r.outcome.toolCalls ? { tool_calls: toolCalls(r.outcome.toolCalls) } : {}),
+            ...(r.calls.length > 0 ? { tool_calls: r.calls } : {}),
           },
           logprobs: plan.logprobs ? { content: chatLogprobs(plan.model.tokenizer, r.deltas.flatMap((d) => d.tokens)), refusal: null } : null,
           finish_reason: r.outcome.finishReason as FinishReason,
@@ -191,13 +201,12 @@ export class ChatServing {
               outcomes[index] = step.value;
               const o = step.value;
               if (o.finishReason === 'abort') break;
-              if (o.toolCalls) {
-                channel.push(chunk({ index, delta: { tool_calls: toolCalls(o.toolCalls).map((c, k) => ({ index: k, ...c })) }, logprobs: null, finish_reason: null }));
-              }
               channel.push(chunk({ index, delta: {}, logprobs: null, finish_reason: o.finishReason }));
               break;
             }
-            channel.push(chunk({ index, delta: { content: step.value.text }, logprobs: logprobs(step.value), finish_reason: null }));
+            const d = step.value;
+            if (d.text) channel.push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
+            if (d.toolCalls) channel.push(chunk({ index, delta: { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
           }
           if (--running === 0) channel.close();
         } catch (e) {
@@ -233,8 +242,25 @@ export class ChatServing {
   }
 }
 
-function toolCalls(calls: ParsedToolCall[]): ToolCall[] {
-  return calls.map((c) => ({ id: randomId('call_'), type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+/** Tool-call events → complete calls (non-streamed responses). */
+class ToolCallCollector {
+  readonly calls: ToolCall[] = [];
+
+  add(events: ToolCallEvent[] | undefined): void {
+    for (const e of events ?? []) {
+      if ('name' in e) this.calls[e.index] = { id: randomId('call_'), type: 'function', function: { name: e.name, arguments: '' } };
+      else this.calls[e.index].function.arguments += e.arguments;
+    }
+  }
+}
+
+/**
+ * A tool-call event as OpenAI streams it: the first delta of a call carries its
+ * id, type and name (arguments ""), the following ones pieces of the arguments.
+ */
+function toolCallChunk(e: ToolCallEvent): ToolCallChunk {
+  if ('name' in e) return { index: e.index, id: randomId('call_'), type: 'function', function: { name: e.name, arguments: '' } };
+  return { index: e.index, function: { arguments: e.arguments } };
 }
 
 /** Why a generation was aborted from outside: the signal's reason when it is an ApiError (shutdown), else "client closed". */

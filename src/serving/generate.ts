@@ -7,9 +7,14 @@
  * whose text starts inside it, so logprobs line up with the text sent; tokens
  * whose text is withheld (a stop string, the format's newline) get no logprobs
  * entry, as their text is not part of the output.
+ *
+ * From the first <|tool_call|> token on, the text is tool calls: deltas then
+ * carry tool-call events (a call's name, then pieces of its arguments) as the
+ * tokens arrive.
  */
-import type { GeneratedToken, SamplingParams, TopLogprob } from '../engine/types.ts';
+import type { GeneratedToken, SamplingParams, TokenConstraint, TopLogprob } from '../engine/types.ts';
 import { StreamingDetokenizer } from '../chat/detokenizer.ts';
+import { ToolCallStreamParser, type ToolCallEvent } from '../chat/tool-call-parser.ts';
 import { StopFilter } from './stop.ts';
 import type { ServedModel } from './registry.ts';
 
@@ -18,6 +23,8 @@ export interface ChoiceRequest {
   maxTokens: number;
   stopTokenIds: readonly number[];
   sampling: SamplingParams;
+  /** Tools and JSON output: the grammar the engine enforces. */
+  constraint?: TokenConstraint;
   stops: readonly string[];
   /** Chat: drop the format's newline before <|endoftext|>. */
   stripTrailingNewline: boolean;
@@ -38,18 +45,14 @@ export interface EmittedToken {
 export interface Delta {
   text: string;
   tokens: EmittedToken[];
-}
-
-export interface ParsedToolCall {
-  name: string;
-  arguments: string;
+  /** Tool-call progress: a call's name when it is complete, then its arguments piece by piece. */
+  toolCalls?: ToolCallEvent[];
 }
 
 export interface ChoiceOutcome {
   /** 'abort': the caller's signal ended it (client gone, shutdown). */
   finishReason: 'stop' | 'length' | 'tool_calls' | 'abort';
   completionTokens: number;
-  toolCalls?: ParsedToolCall[];
 }
 
 /**
@@ -72,7 +75,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
   let sentLength = 0;
   let completionTokens = 0;
   let stoppedByString = false;
-  let toolText: string | undefined;
+  let calls: ToolCallStreamParser | undefined;
 
   const delta = (text: string): Delta => {
     sentLength += text.length;
@@ -88,6 +91,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       maxTokens: req.maxTokens,
       stopTokenIds: req.stopTokenIds,
       sampling: req.sampling,
+      constraint: req.constraint,
       signal: own.signal,
     });
   } catch (e) {
@@ -101,8 +105,9 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
     for await (const tok of generation.tokens as AsyncIterable<GeneratedToken>) {
       completionTokens++;
       req.onToken?.();
-      if (toolText !== undefined) {
-        toolText += tok.id === toolCallId ? '<|tool_call|>' : detok.push(tok.id);
+      if (calls) {
+        const events = tok.id === toolCallId ? calls.marker() : calls.push(detok.push(tok.id));
+        if (events.length > 0) yield { text: '', tokens: [], toolCalls: events };
         continue;
       }
       if (tok.id === toolCallId) {
@@ -111,7 +116,8 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
         const r = filter.push(rest);
         const tail = r.text + (r.stopped ? '' : filter.finish(false));
         if (tail) yield delta(tail);
-        toolText = '<|tool_call|>';
+        calls = new ToolCallStreamParser();
+        calls.marker();
         continue;
       }
       // Special tokens (other than the tool-call marker) are never shown as text.
@@ -130,16 +136,17 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
     // Ended by itself, the engine's count also includes the end-of-text token it generated but did not yield.
     if (result.finishReason !== 'abort' && !stoppedByString) completionTokens = Math.max(completionTokens, result.completionTokens);
 
-    if (toolText !== undefined) {
-      const calls = parseToolCalls(toolText);
-      if (calls) return { finishReason: 'tool_calls', completionTokens, toolCalls: calls };
-      // Not valid tool calls: give the text back as content rather than lose it.
-      const text = (toolText + detok.flush()).replace(/\n$/, '');
-      if (text) yield delta(text);
-      return { finishReason: result.finishReason === 'length' ? 'length' : 'stop', completionTokens };
-    }
     if (stoppedByString) return { finishReason: 'stop', completionTokens };
     if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens };
+    if (calls) {
+      const events = calls.push(detok.flush());
+      if (events.length > 0) yield { text: '', tokens: [], toolCalls: events };
+      // Text that was not tool calls goes back as content rather than being lost (without the format's newline).
+      const leftover = calls.leftover.replace(/\n$/, '');
+      if (leftover) yield delta(leftover);
+      if (result.finishReason === 'length') return { finishReason: 'length', completionTokens };
+      return { finishReason: calls.count > 0 ? 'tool_calls' : 'stop', completionTokens };
+    }
 
     const endOfText = result.finishReason === 'stop';
     const flushed = filter.push(detok.flush());
@@ -152,24 +159,4 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
     if (!own.signal.aborted) own.abort();
     await generation.result.catch(() => {});
   }
-}
-
-/** `<|tool_call|>{json}<|tool_call|>{json}…` → calls, or undefined if any part is not a call. */
-export function parseToolCalls(text: string): ParsedToolCall[] | undefined {
-  const parts = text.split('<|tool_call|>').map((p) => p.trim()).filter((p) => p !== '');
-  if (parts.length === 0) return undefined;
-  const calls: ParsedToolCall[] = [];
-  for (const p of parts) {
-    let obj: unknown;
-    try {
-      obj = JSON.parse(p);
-    } catch {
-      return undefined;
-    }
-    if (typeof obj !== 'object' || obj === null) return undefined;
-    const { name, arguments: args } = obj as { name?: unknown; arguments?: unknown };
-    if (typeof name !== 'string' || name === '') return undefined;
-    calls.push({ name, arguments: JSON.stringify(args ?? {}) });
-  }
-  return calls;
 }

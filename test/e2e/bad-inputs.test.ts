@@ -85,7 +85,8 @@ const cases = (): Case[] => [
   { name: 'stream_options wrong type', status: 400, body: chat({ stream: true, stream_options: { include_usage: 'yes' } }), param: 'stream_options.include_usage' },
   { name: 'top_k below -1', status: 400, body: chat({ top_k: -2 }), param: 'top_k' },
   { name: 'repetition_penalty zero', status: 400, body: chat({ repetition_penalty: 0 }), param: 'repetition_penalty' },
-  { name: 'response_format json_schema (not supported)', status: 400, body: chat({ response_format: { type: 'json_schema' } }), param: 'response_format.type' },
+  { name: 'response_format json_schema without json_schema', status: 400, body: chat({ response_format: { type: 'json_schema' } }), param: 'response_format.json_schema' },
+  { name: 'response_format of an unknown type', status: 400, body: chat({ response_format: { type: 'yaml' } }), param: 'response_format.type' },
   { name: 'tools of the wrong shape', status: 400, body: chat({ tools: [{ type: 'function' }] }), param: 'tools[0].function' },
   {
     name: 'over-long context',

@@ -2,7 +2,9 @@
  * A scripted Engine for the HTTP layer's unit tests: it "generates" the token
  * ids of a fixed reply, one step at a time, honouring maxTokens, stop tokens
  * and the abort signal like the real engine's contract (src/engine/types.ts)
- * says, and counts its steps so tests can see it stop.
+ * says, and counts its steps so tests can see it stop. With a constraint in
+ * the request, every scripted token must be one it allows: a script the
+ * request's grammar rejects fails the generation.
  */
 import type { Engine, GenerateRequest, Generation, GeneratedToken, GenerationResult, ModelInfo } from '../../src/engine/types.ts';
 import { ChatTokenizer } from '../../src/chat/tokenizer.ts';
@@ -62,6 +64,7 @@ export class FakeEngine implements Engine {
     const self = this;
     let produced = 0;
     let ttft: number | undefined;
+    const matcher = req.constraint?.start();
     async function* tokens(): AsyncGenerator<GeneratedToken> {
       let finish: GenerationResult['finishReason'] = 'length';
       try {
@@ -80,6 +83,8 @@ export class FakeEngine implements Engine {
           if (self.opts.failAfter !== undefined && self.steps > self.opts.failAfter) throw new Error('fake engine failure');
           // Past the end of the script, keep producing a filler token (as a model ignoring EOS would).
           const id = k < script.length ? script[k] : tokenizer.encodeText(' la')[0];
+          if (matcher && !matcher.allowed().has(id)) throw new Error(`the script's token ${id} (${JSON.stringify(tokenizer.decode([id]))}) is not allowed by the constraint`);
+          matcher?.accept(id);
           if (req.stopTokenIds.includes(id)) {
             // Counted, as the real engine counts the stop token it generated (but does not yield it).
             produced++;
