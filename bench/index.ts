@@ -1,15 +1,30 @@
 /**
- * npm run bench [-- --model DIR]: benchmark tables for one model directory.
- * Default model: models/mm-rec-tiny. Also takes a random 100M export
+ * npm run bench [-- --model DIR] [--only engine|http|constraint] [--tokens N]:
+ * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
+ * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
+ * `--only` runs one section; `--tokens` sets the tokens per measurement of the
+ * constraint section (default 128; fewer for a slow model).
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
-import { printTable } from './table.ts';
+import { median, printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
+import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 
-const { values } = parseArgs({ options: { model: { type: 'string', default: 'models/mm-rec-tiny' } } });
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'models/mm-rec-tiny' },
+    only: { type: 'string' },
+    tokens: { type: 'string', default: '128' },
+  },
+});
 const modelDir = values.model!;
+const SECTIONS = ['engine', 'http', 'constraint'];
+if (values.only !== undefined && !SECTIONS.includes(values.only)) throw new Error(`--only takes one of ${SECTIONS.join(', ')}`);
+const constraintTokens = Number(values.tokens);
+if (!Number.isInteger(constraintTokens) || constraintTokens < 8) throw new Error('--tokens takes an integer ≥ 8');
+const runs = (section: string) => values.only === undefined || values.only === section;
 
 async function engineSection(): Promise<void> {
   const log = await loadForBench(modelDir);
@@ -82,7 +97,65 @@ async function httpSection(): Promise<void> {
   );
 }
 
+/**
+ * Constrained decoding vs free decoding: the same model, prompt (a weather
+ * question with the get_weather tool) and sampling; `--tokens` (128) tokens per
+ * measurement, rounds alternating so all see the same machine. "warm": the
+ * constraint has served a request before (its masks are cached, as on a
+ * server); "cold": a new constraint per generation, every mask computed.
+ */
+async function constraintSection(): Promise<void> {
+  const tokens = constraintTokens;
+  const rounds = 3;
+  const log = await loadForBench(modelDir);
+  try {
+    const setup = setUpConstraints(log);
+    const request = { promptIds: setup.promptIds, maxTokens: tokens, stopTokenIds: log.engine.info.eosTokenIds };
+    await benchDecode(log, 'warm-up', GREEDY, 8);
+    const cases = CONSTRAINED_CASES.map((c) => ({ ...c, constraint: constraintFor(setup, c.spec) }));
+    for (const c of cases) await decodeSpeed(log, { ...request, constraint: c.constraint }, DEFAULT_SAMPLING, 32);
+    const rows: Array<Array<string | number>> = [];
+    for (const [samplingLabel, sampling] of [['greedy', GREEDY], ['temperature 0.7, top_p 0.9', DEFAULT_SAMPLING]] as const) {
+      const free: number[] = [];
+      const warm = cases.map(() => [] as number[]);
+      const cold = cases.map(() => [] as number[]);
+      for (let r = 0; r < rounds; r++) {
+        // Free decoding ignores the end of text so that it runs all its tokens.
+        free.push((await decodeSpeed(log, { ...request, stopTokenIds: [] }, sampling, tokens)).tokensPerSecond);
+        for (const [i, c] of cases.entries()) {
+          warm[i].push((await decodeSpeed(log, { ...request, constraint: c.constraint }, sampling, tokens)).tokensPerSecond);
+          cold[i].push((await decodeSpeed(log, request, sampling, tokens, () => constraintFor(setup, c.spec))).tokensPerSecond);
+        }
+      }
+      const base = median(free);
+      rows.push([`${samplingLabel}: free (no constraint)`, base.toFixed(1), '1.00']);
+      for (const [i, c] of cases.entries()) {
+        rows.push([`${samplingLabel}: ${c.label}, warm`, median(warm[i]).toFixed(1), (median(warm[i]) / base).toFixed(2)]);
+        rows.push([`${samplingLabel}: ${c.label}, cold`, median(cold[i]).toFixed(1), (median(cold[i]) / base).toFixed(2)]);
+      }
+    }
+    printTable(`Constrained vs free decoding, single stream: ${tokens} tokens × ${rounds} rounds, medians (goal: constrained ≥ 0.8 × free)`, ['decoding', 'tokens/s', 'ratio to free'], rows);
+
+    const logits = Float32Array.from({ length: log.engine.info.vocabSize }, (_, i) => Math.sin(i));
+    const costs = [];
+    for (const c of cases) {
+      const g = log.engine.generate({ ...request, maxTokens: 64, constraint: c.constraint, sampling: DEFAULT_SAMPLING });
+      const ids: number[] = [];
+      for await (const t of g.tokens) ids.push(t.id);
+      costs.push(maskCost(setup, c.label, c.spec, ids, logits));
+    }
+    printTable(
+      `Token mask per generated token, µs: a generation replayed through a new constraint (each state's mask computed on first visit) and again (all cached); vocabulary ${log.engine.info.vocabSize}, byte trie built once in ${setup.vocabularyMs.toFixed(0)} ms`,
+      ['case', 'tokens', 'allowed (median)', 'new constraint: median', 'p90', 'max', 'cached: median', 'naive full scan', 'apply to logits'],
+      costs.map((m) => [m.label, m.tokens, m.allowed, m.computedUs.toFixed(0), m.computedP90Us.toFixed(0), m.computedMaxUs.toFixed(0), m.lookupUs.toFixed(1), m.naiveUs.toFixed(0), m.applyUs.toFixed(0)]),
+    );
+  } finally {
+    await log.engine.close();
+  }
+}
+
 const started = performance.now();
-await engineSection();
-await httpSection();
+if (runs('engine')) await engineSection();
+if (runs('http')) await httpSection();
+if (runs('constraint')) await constraintSection();
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
