@@ -54,6 +54,13 @@ export interface TokenConstraint {
   start(): ConstraintMatcher;
 }
 
+/**
+ * A generation failed because its sampling parameters (logit_bias -100) ban
+ * every token its constraint allows at some point: a request that cannot be
+ * served as asked, not an engine fault.
+ */
+export class ConstraintBlockedError extends Error {}
+
 /** One generation's position in a TokenConstraint. */
 export interface ConstraintMatcher {
   /** The tokens allowed next (never empty until `done`). */

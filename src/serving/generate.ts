@@ -12,7 +12,8 @@
  * carry tool-call events (a call's name, then pieces of its arguments) as the
  * tokens arrive.
  */
-import type { GeneratedToken, SamplingParams, TokenConstraint, TopLogprob } from '../engine/types.ts';
+import { ConstraintBlockedError, type GeneratedToken, type SamplingParams, type TokenConstraint, type TopLogprob } from '../engine/types.ts';
+import { ApiError } from '../protocol/errors.ts';
 import { StreamingDetokenizer } from '../chat/detokenizer.ts';
 import { ToolCallStreamParser, type ToolCallEvent } from '../chat/tool-call-parser.ts';
 import { StopFilter } from './stop.ts';
@@ -153,6 +154,9 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
     const tail = flushed.text + (flushed.stopped ? '' : filter.finish(endOfText));
     if (tail) yield delta(tail);
     return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens };
+  } catch (e) {
+    if (e instanceof ConstraintBlockedError) throw ApiError.invalid(e.message, 'logit_bias');
+    throw e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // Also reached when the consumer stops iterating early (client gone): stop the engine.

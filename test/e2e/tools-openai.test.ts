@@ -17,6 +17,7 @@ import { z } from 'zod';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { assertOpenAI } from './openai-schema.ts';
 import { MODEL, startServer, type ServerProcess } from './helpers.ts';
+import { vocabulary } from '../unit/constraint-helpers.ts';
 
 let server: ServerProcess;
 let client: OpenAI;
@@ -168,6 +169,22 @@ test('json_object gives a JSON object; a cut constrained reply ends with finish_
   });
   assert.equal(cut.choices[0].finish_reason, 'length');
   assert.ok(cut.choices[0].message.content!.startsWith('{"'));
+});
+
+test('a logit_bias that bans every token the format allows is a 400 naming logit_bias, not a broken reply', async () => {
+  const v = vocabulary();
+  const bias: Record<string, number> = {};
+  for (let id = 0; id < v.size; id++) if (v.tokenBytes(id)?.[0] === 0x7b) bias[String(id)] = -100; // every token starting with "{"
+  const r = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('Answer in JSON.'), response_format: { type: 'json_object' }, logit_bias: bias }),
+  });
+  assert.equal(r.status, 400);
+  const body = (await r.json()) as { error: { param: string; type: string } };
+  assertOpenAI('ErrorResponse', body);
+  assert.equal(body.error.param, 'logit_bias');
+  assert.equal(body.error.type, 'invalid_request_error');
 });
 
 test('"What\'s the weather in Paris?" calls get_weather for Paris under auto (needs the trained model)', async () => {

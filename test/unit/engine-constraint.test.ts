@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadEngine, type MMRecEngine } from '../../src/engine/engine.ts';
+import { ConstraintBlockedError } from '../../src/engine/types.ts';
 import { GrammarConstraint } from '../../src/engine/constraint/grammar-constraint.ts';
 import { replyGrammar } from '../../src/chat/reply-grammar.ts';
 import { GREEDY, collect, request, requireModelDir } from './engine-helpers.ts';
@@ -56,4 +57,19 @@ test('with the end-of-text token as a stop token it is not yielded; maxTokens cu
   const cut = engine.generate(request(promptIds, { maxTokens: 3, constraint: constraint(), stopTokenIds: [EOT] }));
   assert.equal((await collect(cut)).length, 3);
   assert.equal((await cut.result).finishReason, 'length');
+});
+
+test('a logit_bias that bans every token the constraint allows fails the generation with ConstraintBlockedError', async () => {
+  // The reply must start with "{": ban every token that does.
+  const v = vocabulary();
+  const banned = new Map<number, number>();
+  for (let id = 0; id < v.size; id++) if (v.tokenBytes(id)?.[0] === 0x7b) banned.set(id, -100);
+  const g = engine.generate(request(promptIds, { maxTokens: 8, constraint: constraint(), sampling: { ...GREEDY, logitBias: banned } }));
+  await assert.rejects(collect(g), ConstraintBlockedError);
+  await assert.rejects(g.result, ConstraintBlockedError);
+  // A bias that leaves one allowed token is obeyed.
+  const open = tokenizer.encodeText('{"')[0];
+  banned.delete(open);
+  const ok = engine.generate(request(promptIds, { maxTokens: 8, constraint: constraint(), sampling: { ...GREEDY, logitBias: banned } }));
+  assert.equal((await collect(ok))[0].id, open);
 });

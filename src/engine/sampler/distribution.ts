@@ -22,6 +22,9 @@ export interface Argmax {
 
 export class ModelOutputError extends Error {}
 
+/** Every logit is -Infinity (banned) or NaN. */
+export class NoPossibleTokenError extends ModelOutputError {}
+
 /**
  * The maximum logit; NaN entries are ignored, and a row with no possible token
  * is refused loudly. Four independent running maxima let the CPU overlap the
@@ -53,7 +56,7 @@ export function findArgmax(values: Float32Array): Argmax {
 }
 
 function checkMax(max: number): void {
-  if (max === -Infinity) throw new ModelOutputError('no token is possible: every logit is NaN or banned (-inf)');
+  if (max === -Infinity) throw new NoPossibleTokenError('no token is possible: every logit is NaN or banned (-inf)');
   if (max === Infinity) throw new ModelOutputError('the model produced an infinite logit');
 }
 

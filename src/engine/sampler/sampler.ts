@@ -9,9 +9,9 @@
  * lists as many alternatives as asked for. Greedy decoding (temperature 0)
  * reports the distribution at temperature 1.
  */
-import type { ConstraintMatcher, GeneratedToken, SamplingParams, TopLogprob } from '../types.ts';
+import { ConstraintBlockedError, type ConstraintMatcher, type GeneratedToken, type SamplingParams, type TopLogprob } from '../types.ts';
 import type { CandidateSet } from './candidate-set.ts';
-import { Distribution, findArgmax, type Argmax } from './distribution.ts';
+import { Distribution, findArgmax, NoPossibleTokenError, type Argmax } from './distribution.ts';
 import {
   ConstraintMaskProcessor,
   LogitBiasProcessor,
@@ -74,10 +74,22 @@ export class Sampler {
   sample(values: Float32Array): GeneratedToken {
     const logits: StepLogits = { values, scale: 1 };
     for (const processor of this.processors) processor.apply(logits, this.history);
-    const token = this.greedy ? this.pickGreedy(logits, findArgmax(values)) : this.pickRandom(logits);
+    const token = this.pick(logits);
     this.history.record(token.id);
     this.constraint?.accept(token.id);
     return token;
+  }
+
+  private pick(logits: StepLogits): GeneratedToken {
+    try {
+      return this.greedy ? this.pickGreedy(logits, findArgmax(logits.values)) : this.pickRandom(logits);
+    } catch (e) {
+      // A constraint's mask is never empty: only a ban (logit_bias -100) can have removed every token it allows.
+      if (this.constraint && e instanceof NoPossibleTokenError) {
+        throw new ConstraintBlockedError('logit_bias bans every token the constraint (tools or response_format) allows at this point of the reply');
+      }
+      throw e;
+    }
   }
 
   private pickGreedy(logits: StepLogits, best: Argmax): GeneratedToken {
