@@ -25,6 +25,8 @@ export interface ChoiceRequest {
   parseToolCalls: boolean;
   /** Called for every token received (live request statistics). */
   onToken?: () => void;
+  /** Where the prompt's messages end: the engine keeps the conversation's state there. */
+  cacheBoundaries?: readonly number[];
 }
 
 export interface EmittedToken {
@@ -49,6 +51,8 @@ export interface ChoiceOutcome {
   /** 'abort': the caller's signal ended it (client gone, shutdown). */
   finishReason: 'stop' | 'length' | 'tool_calls' | 'abort';
   completionTokens: number;
+  /** Prompt tokens whose state came from the state cache. */
+  cachedTokens: number;
   toolCalls?: ParsedToolCall[];
 }
 
@@ -89,6 +93,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       stopTokenIds: req.stopTokenIds,
       sampling: req.sampling,
       signal: own.signal,
+      cacheBoundaries: req.cacheBoundaries,
     });
   } catch (e) {
     signal?.removeEventListener('abort', onAbort);
@@ -127,25 +132,26 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       }
     }
     const result = await generation.result;
+    const cachedTokens = result.cachedTokens ?? 0;
     // Ended by itself, the engine's count also includes the end-of-text token it generated but did not yield.
     if (result.finishReason !== 'abort' && !stoppedByString) completionTokens = Math.max(completionTokens, result.completionTokens);
 
     if (toolText !== undefined) {
       const calls = parseToolCalls(toolText);
-      if (calls) return { finishReason: 'tool_calls', completionTokens, toolCalls: calls };
+      if (calls) return { finishReason: 'tool_calls', completionTokens, cachedTokens, toolCalls: calls };
       // Not valid tool calls: give the text back as content rather than lose it.
       const text = (toolText + detok.flush()).replace(/\n$/, '');
       if (text) yield delta(text);
-      return { finishReason: result.finishReason === 'length' ? 'length' : 'stop', completionTokens };
+      return { finishReason: result.finishReason === 'length' ? 'length' : 'stop', completionTokens, cachedTokens };
     }
-    if (stoppedByString) return { finishReason: 'stop', completionTokens };
-    if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens };
+    if (stoppedByString) return { finishReason: 'stop', completionTokens, cachedTokens };
+    if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens, cachedTokens };
 
     const endOfText = result.finishReason === 'stop';
     const flushed = filter.push(detok.flush());
     const tail = flushed.text + (flushed.stopped ? '' : filter.finish(endOfText));
     if (tail) yield delta(tail);
-    return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens };
+    return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens, cachedTokens };
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // Also reached when the consumer stops iterating early (client gone): stop the engine.
