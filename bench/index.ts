@@ -1,15 +1,26 @@
 /**
- * npm run bench [-- --model DIR]: benchmark tables for one model directory.
- * Default model: models/mm-rec-tiny. Also takes a random 100M export
+ * npm run bench [-- --model DIR] [--sections engine,http,batching] [--batching decode,ttft,memory,limit]
+ *   [batching options, see bench/batching.ts]:
+ * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
+ * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
 import { printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
+import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 
-const { values } = parseArgs({ options: { model: { type: 'string', default: 'models/mm-rec-tiny' } } });
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'models/mm-rec-tiny' },
+    sections: { type: 'string', default: 'engine,http,batching' },
+    batching: { type: 'string', default: 'decode,ttft,memory,limit' },
+    ...BATCHING_ARGS,
+  },
+});
 const modelDir = values.model!;
+const sections = values.sections!.split(',');
 
 async function engineSection(): Promise<void> {
   const log = await loadForBench(modelDir);
@@ -83,6 +94,7 @@ async function httpSection(): Promise<void> {
 }
 
 const started = performance.now();
-await engineSection();
-await httpSection();
+if (sections.includes('engine')) await engineSection();
+if (sections.includes('http')) await httpSection();
+if (sections.includes('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
