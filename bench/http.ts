@@ -104,6 +104,26 @@ export async function benchHttpStreaming(baseUrl: string, model: string, opts: H
   };
 }
 
+/**
+ * Aggregate decode tokens/s of `streams` concurrent SSE streams through the
+ * server: completion tokens after each stream's first, over the time from the
+ * last stream's first token to the first stream's end (all streaming at once).
+ */
+export async function benchHttpConcurrent(baseUrl: string, model: string, streams: number, maxTokens = 96): Promise<number> {
+  const o = { maxTokens, prompt: 'Tell me a long story.', sampling: { temperature: 0 } };
+  const runs = await Promise.all(
+    Array.from({ length: streams }, async (_, i) => {
+      const sent = performance.now();
+      const r = await streamOnce(baseUrl, model, { ...o, prompt: `${o.prompt} (${i})` });
+      return { first: sent + r.ttftMs, end: sent + r.ttftMs + ((r.completionTokens - 1) / r.tokensPerSecond) * 1000, rate: r.tokensPerSecond };
+    }),
+  );
+  const start = Math.max(...runs.map((r) => r.first));
+  const end = Math.min(...runs.map((r) => r.end));
+  // Each stream decodes at its own steady rate inside the window.
+  return end > start ? runs.reduce((n, r) => n + r.rate, 0) : NaN;
+}
+
 /** Start the real server in-process (port 0, logs off) on one model directory, run `fn`, stop it. */
 export async function withHttpServer<T>(modelDir: string, fn: (baseUrl: string, model: string) => Promise<T>, flags: string[] = []): Promise<T> {
   const { config } = parseConfig(['--port', '0', '--model', resolve(modelDir), ...flags], {}) as { config: ServerConfig };

@@ -1,5 +1,6 @@
 /**
- * npm run bench [-- --model DIR] [--only engine|http|constraint] [--tokens N]:
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching | --only SECTION]
+ *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
@@ -11,20 +12,25 @@ import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstTo
 import { median, printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
+import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
+    batching: { type: 'string', default: 'decode,ttft,memory,limit' },
+    ...BATCHING_ARGS,
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint'];
-if (values.only !== undefined && !SECTIONS.includes(values.only)) throw new Error(`--only takes one of ${SECTIONS.join(', ')}`);
+const SECTIONS = ['engine', 'http', 'constraint', 'batching'];
+const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
+for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
 if (!Number.isInteger(constraintTokens) || constraintTokens < 8) throw new Error('--tokens takes an integer ≥ 8');
-const runs = (section: string) => values.only === undefined || values.only === section;
+const runs = (section: string) => sections.includes(section);
 
 async function engineSection(): Promise<void> {
   const log = await loadForBench(modelDir);
@@ -158,4 +164,5 @@ const started = performance.now();
 if (runs('engine')) await engineSection();
 if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
+if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -13,12 +13,14 @@ import { registerRequestContext, type InFlight } from './http/request-context.ts
 import { chatRoutes } from './http/routes/chat.ts';
 import { completionRoutes } from './http/routes/completions.ts';
 import { healthRoutes } from './http/routes/health.ts';
+import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
+import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
 import type { ModelRegistry } from './serving/registry.ts';
 import { TokenizeServing } from './serving/tokenize.ts';
@@ -37,6 +39,8 @@ export interface AppOptions {
   shutdownSignal?: AbortSignal;
   /** Counts in-flight requests (graceful shutdown waits for it to reach 0). */
   inFlight?: InFlight;
+  /** Prometheus metrics; absent: the app makes its own. */
+  metrics?: ServerMetrics;
   /** Called for every route as it is registered (the OpenAPI generator listens here). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -67,7 +71,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
 
   registerErrorHandlers(app);
-  registerRequestContext(app, options.shutdownSignal, options.inFlight);
+  const admission = options.admission ?? new Admission(64, 64);
+  const metrics = options.metrics ?? new ServerMetrics();
+  metrics.bind({ models: options.registry, admission });
+  registerRequestContext(app, options.shutdownSignal, options.inFlight, metrics);
   app.addHook('onRequest', async (request) => {
     if (options.registry.state === 'shutting_down' && request.url.split('?')[0] !== '/health') {
       throw ApiError.unavailable('The server is shutting down.', 'server_shutting_down');
@@ -77,10 +84,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const deps = {
     registry: options.registry,
-    admission: options.admission ?? new Admission(16, 64),
+    admission,
     limits: options.limits,
   };
   await app.register(healthRoutes, { registry: options.registry });
+  await app.register(metricsRoutes, { metrics });
   await app.register(modelRoutes, { registry: options.registry });
   await app.register(chatRoutes, { serving: new ChatServing(deps) });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });

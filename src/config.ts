@@ -28,6 +28,14 @@ export interface ServerConfig {
   interOpThreads: number;
   /** Prompt tokens fed to the model per step; 0 = the engine's default. */
   prefillChunkSize: number;
+  /** Generations in one batched decode step; more wait inside the engine. */
+  maxBatchSize: number;
+  /** 1 or 2 alternating decode lanes. */
+  decodeLanes: number;
+  /** Conversation state cache budget in bytes per model; 0 = off. */
+  stateCacheBytes: number;
+  /** Directory the state cache is saved to (at shutdown) and loaded from (at start); '' = memory only. */
+  stateCacheDir: string;
   /** Largest request body in bytes. */
   maxBodySize: number;
   /** Largest `max_tokens` a request may ask for, and the default when it asks for none. */
@@ -59,6 +67,8 @@ interface Setting {
   max?: number;
   /** Hide the value from logs (API keys). */
   secret?: boolean;
+  /** A string setting that may be empty (= unset). */
+  optional?: boolean;
 }
 
 const DEVICES = ['auto', 'cuda', 'cpu'] as const;
@@ -69,15 +79,19 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', kind: 'int', default: '8000', min: 0, max: 65535, help: 'TCP port (0 = any free port)' },
   { key: 'modelsDir', flag: 'models-dir', kind: 'string', default: 'models', help: 'serve every model directory under this directory (when no --model is given)' },
   { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
-  { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health; repeat or separate with commas for several keys' },
+  { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health and /metrics; repeat or separate with commas for several keys' },
   { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (CUDA when available, else CPU), cuda (fail if unavailable), cpu' },
   { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
   { key: 'interOpThreads', flag: 'inter-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads across operators (0 = onnxruntime default)' },
-  { key: 'prefillChunkSize', flag: 'prefill-chunk-size', kind: 'int', default: '0', min: 0, max: 1 << 20, help: 'prompt tokens per model call during prefill (0 = engine default)' },
+  { key: 'prefillChunkSize', flag: 'prefill-chunk-size', kind: 'int', default: '0', min: 0, max: 1 << 20, help: 'prompt tokens per prefill call, interleaved with decode steps: smaller keeps running streams smoother while a long prompt arrives (0 = engine default, 256)' },
+  { key: 'maxBatchSize', flag: 'max-batch-size', kind: 'int', default: '64', min: 1, max: 4096, help: 'generations decoded together in one batched model call per step; more wait inside the engine' },
+  { key: 'decodeLanes', flag: 'decode-lanes', kind: 'int', default: '1', min: 1, max: 2, help: '1: all decoding generations step in one batched call; 2: two alternating half-batches, so the model runs one while the other is sampled and streamed' },
+  { key: 'stateCacheBytes', flag: 'state-cache-bytes', kind: 'int', default: String(256 * 1024 * 1024), min: 0, max: 2 ** 40, help: 'conversation state cache budget in bytes per model (least recently used states are evicted; 0 = off)' },
+  { key: 'stateCacheDir', flag: 'state-cache-dir', kind: 'string', optional: true, default: '', help: 'save the state cache here at shutdown and load it at start, so a restart keeps warm conversations (empty = memory only)' },
   { key: 'maxBodySize', flag: 'max-body-size', kind: 'int', default: String(1 << 20), min: 1024, max: 1 << 30, help: 'largest request body in bytes (larger: 413)' },
   { key: 'maxTokens', flag: 'max-tokens', kind: 'int', default: '2048', min: 1, max: 1 << 24, help: 'largest max_tokens a request may ask for; also the default (capped by the context left)' },
   { key: 'maxN', flag: 'max-n', kind: 'int', default: '16', min: 1, max: 128, help: 'largest n (choices per request)' },
-  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'int', default: '16', min: 1, max: 100000, help: 'requests generating at once; more wait in the queue' },
+  { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'int', default: '64', min: 1, max: 100000, help: 'requests generating at once (they share the batched decode steps); more wait in the queue' },
   { key: 'maxQueue', flag: 'max-queue', kind: 'int', default: '64', min: 0, max: 1000000, help: 'requests waiting for a slot; when full, new requests get 429' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds in-flight requests get to finish after SIGTERM/SIGINT before they are aborted' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
@@ -114,7 +128,7 @@ function convert(s: Setting, raw: string, source: string): unknown {
   const name = source;
   switch (s.kind) {
     case 'string':
-      if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`);
+      if (raw.trim() === '' && !s.optional) throw new ConfigError(`${name} must not be empty`);
       return raw;
     case 'list':
       return raw.split(',').map((v) => v.trim()).filter((v) => v !== '');

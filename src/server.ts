@@ -6,6 +6,7 @@
  *
  *   npm start -- --port 8001 --host 0.0.0.0
  */
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +19,7 @@ import { Admission } from './serving/admission.ts';
 import { createServedModel, ModelRegistry, type ServedModel } from './serving/registry.ts';
 import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
+import { ServerMetrics } from './serving/metrics.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -48,6 +50,7 @@ export async function loadServedModel(
   id: string,
   dir: string,
   engineOptions: Partial<EngineOptions> = {},
+  log?: Logger,
 ): Promise<ServedModel> {
   const modelDir = readModelDir(dir);
   const engine = await loadEngine(dir, {
@@ -55,21 +58,28 @@ export async function loadServedModel(
     intraOpThreads: config.intraOpThreads || undefined,
     interOpThreads: config.interOpThreads || undefined,
     prefillChunkSize: config.prefillChunkSize || undefined,
+    maxBatchSize: config.maxBatchSize,
+    decodeLanes: config.decodeLanes === 2 ? 2 : 1,
+    stateCache: { maxBytes: config.stateCacheBytes, dir: config.stateCacheDir ? resolve(config.stateCacheDir) : undefined },
     ...engineOptions,
   });
+  const restored = engine.loadCache();
+  if (restored.entries > 0 || restored.ignored) {
+    log?.info({ model: id, entries: restored.entries, bytes: engine.stats().stateCache?.bytes, ignored: restored.ignored }, `state cache: ${restored.entries} conversation states loaded`);
+  }
   const info = { ...engine.info, id };
   return createServedModel(
-    { info, generate: (r) => engine.generate(r), close: () => engine.close() },
+    { info, generate: (r) => engine.generate(r), close: () => engine.close(), stats: () => engine.stats() },
     modelDir.config.tokenizer,
     { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
     `${modelDir.createdAt}`,
   );
 }
 
-async function loadModels(config: ServerConfig, models: Array<{ id: string; dir: string }>, registry: ModelRegistry, log: Logger): Promise<void> {
+async function loadModels(config: ServerConfig, models: Array<{ id: string; dir: string }>, registry: ModelRegistry, log: Logger, metrics: ServerMetrics): Promise<void> {
   for (const { id, dir } of models) {
     const started = performance.now();
-    const served = await loadServedModel(config, id, dir);
+    const served = await loadServedModel(config, id, dir, { onStep: (step) => metrics.observeStep(id, step) }, log);
     const vocabularyMs = prepareConstraints(served);
     registry.add(served);
     const { info } = served;
@@ -94,10 +104,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const registry = new ModelRegistry(models.map((m) => m.id));
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
+  const metrics = new ServerMetrics();
   const app = await buildApp({
     registry,
     limits: { maxTokens: config.maxTokens, maxN: config.maxN },
     admission: new Admission(config.maxConcurrency, config.maxQueue),
+    metrics,
     apiKeys: config.apiKeys,
     maxBodySize: config.maxBodySize,
     logger: log,
@@ -111,7 +123,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const url = `http://${host}:${port}`;
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
-  const ready = loadModels(config, models, registry, log);
+  const ready = loadModels(config, models, registry, log, metrics);
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;

@@ -1,35 +1,71 @@
 /**
- * The MM-Rec engine: one model, many concurrent generations.
+ * The MM-Rec engine: one model, many concurrent generations, continuously batched.
  *
- * A generation prefills its prompt in chunks, then decodes token by token,
- * sampling each token with its own Sampler. Model steps of all generations go
- * through one FIFO StepQueue, so they interleave step by step. The model itself
- * runs in a worker thread (see worker-model.ts for why).
+ * A scheduler loop drives the model. Each round it
+ *   1. admits waiting generations into the batch (at most maxBatchSize at once),
+ *      restoring the longest cached prefix of each prompt from the state cache;
+ *   2. runs one decode step: every decoding generation is a row of one batched
+ *      call with one token per row (their states stacked in, split back out),
+ *      and samples each row's next token after the call;
+ *   3. runs one prefill chunk (at most prefillChunkSize tokens) of the oldest
+ *      prompt still prefilling, as a separate call, since chunks differ in length.
+ * Generations join and leave between steps, so a long prompt never freezes the
+ * running streams for more than one chunk. Calls are posted to the model
+ * worker ahead of time: while the main thread samples the decode step's rows
+ * and hands tokens to HTTP, the worker already runs the prefill chunk (and,
+ * with decodeLanes 2, the other half of the batch).
  *
- * Prefill feeds all prompt tokens but the last without asking for logits, which
- * lets onnxruntime skip the LM head over the prompt (about half the prefill
- * cost for a 100k vocabulary), then feeds the last prompt token alone for the
- * first logits.
+ * Prefill feeds all prompt tokens but the last without asking for logits (the
+ * LM head is skipped over the prompt); the last prompt token is the
+ * generation's first decode row. Generations with the same prompt that arrive
+ * while it is being prefilled (a request's n choices) share one prefill and
+ * copy its state.
+ *
+ * The state cache (state-cache.ts) keeps the state at every cache boundary of a
+ * prompt (the chat template's message ends: prefill chunks are split there), at
+ * the end of the prompt, and at the end of the output (after one extra row step
+ * that feeds the last generated token), so the next turn of a conversation
+ * prefills only its new messages.
  */
-import type { Engine, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo } from './types.ts';
+import { statSync } from 'node:fs';
+import type { ConstraintMatcher, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo } from './types.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
-import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ForwardResult, type LogitsWanted, type ModelRunner } from './onnx-model.ts';
+import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
-import { emptyState, type RecurrentState } from './state.ts';
-import { StepQueue } from './step-queue.ts';
+import { emptyState, stackStates, stateRow, type RecurrentState } from './state.ts';
+import { StateCache } from './state-cache.ts';
 import { TokenChannel } from './token-channel.ts';
 import { CandidateSet } from './sampler/candidate-set.ts';
 import { Sampler } from './sampler/sampler.ts';
 
 export const DEFAULT_PREFILL_CHUNK = 256;
+export const DEFAULT_MAX_BATCH_SIZE = 64;
+/** With two decode lanes: rows per lane below which decoding stays in one lane. */
+const LANE_MIN_ROWS = 4;
 
 export interface StepInfo {
-  generationId: number;
   phase: 'prefill' | 'decode';
-  /** Tokens fed in this step. */
+  /** The generations this step served (a shared prefill serves several). */
+  generationIds: number[];
+  /** Batch rows of the call. */
+  rows: number;
+  /** Tokens per row. */
   tokens: number;
-  /** Wall time of the model call, queueing excluded. */
+  /** Time the model spent on the call, queueing excluded. */
   ms: number;
+}
+
+export interface StateCacheSettings {
+  /** Budget in bytes (states, key tokens, bookkeeping); 0 = no cache. */
+  maxBytes: number;
+  /** Save the cache here on close (and every saveIntervalMs) and load it at start (loadCache). */
+  dir?: string;
+  /**
+   * Also save every this many ms (when something changed). Default 0: only on
+   * close, since a save writes the whole cache from this thread (about 1 s per
+   * 256 MiB) and would stall every stream meanwhile.
+   */
+  saveIntervalMs?: number;
 }
 
 export interface EngineOptions {
@@ -37,14 +73,24 @@ export interface EngineOptions {
   device?: ExecutionProviderChoice;
   intraOpThreads?: number;
   interOpThreads?: number;
-  /** Prompt tokens per model call during prefill. */
+  /** Largest number of prompt tokens per prefill call. */
   prefillChunkSize?: number;
+  /** Generations in the batch at once (decoding or prefilling); more wait. */
+  maxBatchSize?: number;
+  /**
+   * 1 (default): every decoding generation is a row of one call per step. 2: they
+   * are split into two lanes whose steps alternate, so the model runs one lane
+   * while this thread samples the other (and does the HTTP work its tokens cause).
+   */
+  decodeLanes?: 1 | 2;
+  /** The conversation state cache; absent or maxBytes 0 = off. */
+  stateCache?: StateCacheSettings;
   /**
    * 'worker' (default) keeps onnxruntime off the event loop; 'main' runs it on
    * the calling thread, for tools that have no event loop to protect.
    */
   thread?: 'worker' | 'main';
-  /** Called after every model step: lets tests and benchmarks see the model work. */
+  /** Called after every model step: lets tests, benchmarks and metrics see the model work. */
   onStep?: (step: StepInfo) => void;
 }
 
@@ -54,24 +100,132 @@ export class EngineClosedError extends Error {
   }
 }
 
+/** One generation, from generate() until its result settles (and its cache tail step, if any, ran). */
+interface Sequence {
+  id: number;
+  request: GenerateRequest;
+  sampler: Sampler;
+  /** The request's constraint, this generation's position in it. */
+  constraint?: ConstraintMatcher;
+  stopIds: Set<number>;
+  tokens: TokenChannel<GeneratedToken>;
+  signal: AbortSignal;
+  started: number;
+  settle: { resolve(r: GenerationResult): void; reject(e: unknown): void };
+  /** State before `next` is fed (set once prefill is done). */
+  state?: RecurrentState;
+  /** The token the next decode step feeds. */
+  next: number;
+  /** Every sampled token, the stop token included (the cache key of the output's end). */
+  output: number[];
+  completionTokens: number;
+  timeToFirstTokenMs?: number;
+  cachedTokens: number;
+  /** The result is settled. */
+  done: boolean;
+  /** Done, and in the batch for one more step that feeds its last token, to cache the state after it. */
+  tail: boolean;
+  /** A decode step with this row is in flight. */
+  stepping: boolean;
+  /** Which of the two alternating decode lanes the row steps in (see schedule). */
+  lane?: number;
+}
+
+/** One prompt being prefilled, for one generation or several with the same prompt. */
+interface PrefillTask {
+  prompt: readonly number[];
+  /** Prompt tokens fed so far (the state covers prompt[0..pos)). */
+  pos: number;
+  /** Prefill stops before the last prompt token, which is fed by the first decode step. */
+  end: number;
+  state: RecurrentState;
+  /** Offsets in (pos, end) where a chunk must end (cache boundaries). */
+  cuts: number[];
+  members: Sequence[];
+  cachedTokens: number;
+}
+
+function samePrompt(a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class MMRecEngine implements Engine {
-  private readonly queue = new StepQueue();
   /** Sampling is synchronous, so all samplers share one vocabulary-sized scratch. */
   private readonly candidates: CandidateSet;
   private readonly inFlight = new Set<Promise<GenerationResult>>();
   private readonly prefillChunk: number;
+  private readonly maxBatch: number;
+  private readonly decodeLanes: 1 | 2;
+  private readonly cache?: StateCache;
+  private readonly saveTimer?: NodeJS.Timeout;
   private nextGenerationId = 1;
   private closing?: Promise<void>;
+
+  /** Not yet in the batch (it is full). */
+  private readonly waiting: Sequence[] = [];
+  /** Prompts being prefilled, oldest first. */
+  private prefills: PrefillTask[] = [];
+  /** Rows of the next decode step. */
+  private decoding: Sequence[] = [];
+  /** The scheduler loop, while it runs. */
+  private loop?: Promise<void>;
 
   constructor(
     readonly info: ModelInfo,
     readonly config: ModelConfig,
     private readonly model: ModelRunner,
     private readonly options: EngineOptions = {},
+    /** Guards a saved state cache against being loaded for another model (loadEngine sets it). */
+    modelKey = `${info.id}|${JSON.stringify(model.signature)}`,
   ) {
     this.candidates = new CandidateSet(info.vocabSize);
     this.prefillChunk = options.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isSafeInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunkSize must be a positive integer, got ${this.prefillChunk}`);
+    this.maxBatch = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+    this.decodeLanes = options.decodeLanes ?? 1;
+    if (this.decodeLanes !== 1 && this.decodeLanes !== 2) throw new RangeError(`decodeLanes must be 1 or 2, got ${this.decodeLanes}`);
+    if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatchSize must be a positive integer, got ${this.maxBatch}`);
+    const cache = options.stateCache;
+    if (cache && cache.maxBytes > 0) {
+      this.cache = new StateCache(model.signature.states, { maxBytes: cache.maxBytes, dir: cache.dir, modelKey, name: info.id });
+      if (cache.dir) {
+        const interval = cache.saveIntervalMs ?? 0;
+        if (interval > 0) {
+          this.saveTimer = setInterval(() => this.saveCache(), interval);
+          this.saveTimer.unref();
+        }
+      }
+    }
+  }
+
+  /** Loads the saved state cache (when a directory is configured); says what it found. */
+  loadCache(): { entries: number; ignored?: string } {
+    return this.cache?.load() ?? { entries: 0 };
+  }
+
+  /** Saves the state cache to its directory now; returns the bytes written (0: nothing to save). */
+  saveCache(): number {
+    try {
+      return this.cache?.save() ?? 0;
+    } catch {
+      return 0; // a full or read-only disk must not take the server down; the cache stays in memory
+    }
+  }
+
+  stats(): EngineStats {
+    const s: EngineStats = {
+      waiting: this.waiting.length,
+      prefilling: this.prefills.reduce((n, t) => n + t.members.length, 0),
+      decoding: this.decoding.filter((q) => !q.tail).length,
+    };
+    if (this.cache) {
+      const c = this.cache.stats();
+      s.stateCache = { entries: c.entries, bytes: c.bytes, maxBytes: c.maxBytes, hits: c.hits, misses: c.misses, hitTokens: c.hitTokens, evictions: c.evictions };
+    }
+    return s;
   }
 
   generate(request: GenerateRequest): Generation {
@@ -83,7 +237,9 @@ export class MMRecEngine implements Engine {
     if (request.signal?.aborted) cancel.abort();
 
     const tokens = new TokenChannel<GeneratedToken>(onAbort);
-    const result = this.run(this.nextGenerationId++, request, tokens, cancel.signal).then(
+    let settle!: Sequence['settle'];
+    const promise = new Promise<GenerationResult>((resolve, reject) => (settle = { resolve, reject }));
+    const result = promise.then(
       (r) => {
         tokens.close();
         return r;
@@ -96,16 +252,44 @@ export class MMRecEngine implements Engine {
     // A consumer that only iterates the tokens sees the error there; do not also report it as unhandled.
     result.catch(() => {});
     this.inFlight.add(result);
-    void result.finally(() => {
-      this.inFlight.delete(result);
-      request.signal?.removeEventListener('abort', onAbort);
-    }).catch(() => {});
+    void result
+      .finally(() => {
+        this.inFlight.delete(result);
+        request.signal?.removeEventListener('abort', onAbort);
+      })
+      .catch(() => {});
+
+    const prompt = request.promptIds;
+    const constraint = request.constraint?.start();
+    this.waiting.push({
+      id: this.nextGenerationId++,
+      request,
+      // Built as before batching: one sampler per generation, from its parameters, prompt and constraint.
+      sampler: new Sampler(request.sampling, prompt, this.candidates, constraint),
+      constraint,
+      stopIds: new Set(request.stopTokenIds),
+      tokens,
+      signal: cancel.signal,
+      started: performance.now(),
+      settle,
+      next: prompt[prompt.length - 1],
+      output: [],
+      completionTokens: 0,
+      cachedTokens: 0,
+      done: false,
+      tail: false,
+      stepping: false,
+    });
+    this.wake();
     return { tokens, result };
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.allSettled([...this.inFlight]);
+      while (this.loop) await this.loop; // the last cache tail steps
+      if (this.saveTimer) clearInterval(this.saveTimer);
+      this.saveCache();
       await this.model.dispose();
     })();
     return this.closing;
@@ -119,62 +303,262 @@ export class MMRecEngine implements Engine {
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   }
 
-  /**
-   * One model step through the queue. Resolves undefined, without stepping,
-   * when the generation was aborted while it waited.
-   */
-  private step(signal: AbortSignal, generationId: number, phase: StepInfo['phase'], ids: number[], state: RecurrentState, logits: LogitsWanted): Promise<ForwardResult | undefined> {
-    return this.queue.run(async () => {
-      if (signal.aborted) return undefined;
-      const started = performance.now();
-      const out = await this.model.forward([ids], state, logits);
-      this.options.onStep?.({ generationId, phase, tokens: ids.length, ms: performance.now() - started });
-      return out;
+  /** Starts the scheduler loop unless it runs. It starts on a microtask, so generations created together (n choices) are admitted together. */
+  private wake(): void {
+    if (this.loop) return;
+    this.loop = (async () => {
+      await Promise.resolve();
+      try {
+        await this.schedule();
+      } catch (e) {
+        // A bug in the scheduler itself: fail every generation rather than leave them hanging.
+        for (const s of [...this.waiting, ...this.prefills.flatMap((t) => t.members), ...this.decoding]) this.fail(s, e);
+        this.waiting.length = 0;
+        this.prefills = [];
+        this.decoding = [];
+      } finally {
+        this.loop = undefined;
+      }
+    })();
+    // Work that arrived while the loop was returning starts a new one.
+    void this.loop.then(() => {
+      if (this.waiting.length > 0 || this.prefills.length > 0 || this.decoding.length > 0) this.wake();
     });
   }
 
-  private async run(id: number, request: GenerateRequest, tokens: TokenChannel<GeneratedToken>, signal: AbortSignal): Promise<GenerationResult> {
-    const started = performance.now();
-    const prompt = request.promptIds;
-    const stopIds = new Set(request.stopTokenIds);
-    const constraint = request.constraint?.start();
-    const sampler = new Sampler(request.sampling, prompt, this.candidates, constraint);
-    let completionTokens = 0;
-    let timeToFirstTokenMs: number | undefined;
-    const finish = (finishReason: GenerationResult['finishReason']): GenerationResult => ({
-      finishReason,
-      promptTokens: prompt.length,
-      completionTokens,
-      timeToFirstTokenMs,
-    });
-
-    let state = emptyState(this.model.signature.states, 1);
-    const prefillEnd = prompt.length - 1;
-    for (let start = 0; start < prefillEnd; start += this.prefillChunk) {
-      const chunk = prompt.slice(start, Math.min(start + this.prefillChunk, prefillEnd));
-      const out = await this.step(signal, id, 'prefill', chunk, state, 'none');
-      if (!out) return finish('abort');
-      state = out.state;
-    }
-
-    let next = prompt[prefillEnd];
-    let phase: StepInfo['phase'] = 'prefill';
+  /**
+   * The loop. Calls are posted to the model ahead of time and awaited in the
+   * order posted (the model runs them in that order), so a prefill chunk runs
+   * while this thread samples the decode step posted before it. With
+   * decodeLanes 2 and enough rows, the decoding generations are split into two
+   * lanes that alternate: while the model runs one lane's step, this thread
+   * samples the other lane's rows and posts its next step, so the model is not
+   * idle while sampling and HTTP work happen. At most one decode step per lane
+   * and one prefill round are in flight.
+   */
+  private async schedule(): Promise<void> {
+    const pending: Array<Promise<unknown>> = [];
+    const laneBusy = [false, false];
+    let prefilling = false;
     for (;;) {
-      const out = await this.step(signal, id, phase, [next], state, 'last');
-      if (!out) return finish('abort');
-      state = out.state;
-      const token = sampler.sample(out.logits[0]);
-      // The stop token is counted (the model generated it, as vLLM counts it) but not yielded.
-      completionTokens++;
-      if (stopIds.has(token.id)) return finish('stop');
-      timeToFirstTokenMs ??= performance.now() - started;
-      tokens.push(token);
-      // A complete constraint admits no further token (a stop token normally ends it first).
-      if (constraint?.done) return finish('stop');
-      if (completionTokens >= request.maxTokens) return finish('length');
-      next = token.id;
-      phase = 'decode';
+      this.dropAborted();
+      this.admit();
+      const lanes = this.decodeLanes === 2 && this.decoding.length >= 2 * LANE_MIN_ROWS ? 2 : 1;
+      const size = [0, 0];
+      for (const s of this.decoding) if (s.lane !== undefined && s.lane < lanes) size[s.lane]++;
+      for (const s of this.decoding) {
+        if (s.stepping || (s.lane !== undefined && s.lane < lanes)) continue;
+        // A row new to decoding (or from a lane that closed) joins the smaller lane, an idle one on a tie.
+        s.lane = lanes === 1 || size[0] < size[1] || (size[0] === size[1] && !laneBusy[0]) ? 0 : 1;
+        size[s.lane]++;
+      }
+      for (let lane = 0; lane < lanes; lane++) {
+        if (laneBusy[lane]) continue;
+        const rows = this.decoding.filter((s) => s.lane === lane && !s.stepping);
+        if (rows.length === 0) continue;
+        for (const r of rows) r.stepping = true;
+        laneBusy[lane] = true;
+        pending.push(this.decodeStep(rows).finally(() => (laneBusy[lane] = false)));
+      }
+      if (!prefilling) {
+        const tasks = this.nextPrefills();
+        if (tasks.length > 0) {
+          prefilling = true;
+          pending.push(Promise.all(tasks.map((t) => this.prefillStep(t))).finally(() => (prefilling = false)));
+        }
+      }
+      const oldest = pending.shift();
+      if (!oldest) return;
+      await oldest;
     }
+  }
+
+  /**
+   * The oldest prompt's next chunk; short prompts behind it come along while the
+   * round stays within one chunk's worth of tokens (many small prompts arriving
+   * together do not take a round each).
+   */
+  private nextPrefills(): PrefillTask[] {
+    const tasks: PrefillTask[] = [];
+    let budget = this.prefillChunk;
+    for (const t of this.prefills) {
+      const left = t.end - t.pos;
+      if (tasks.length > 0 && left > budget) break;
+      tasks.push(t);
+      budget -= left;
+      if (budget <= 0) break;
+    }
+    return tasks;
+  }
+
+  private get active(): number {
+    let n = this.decoding.reduce((k, s) => k + (s.tail ? 0 : 1), 0);
+    for (const t of this.prefills) n += t.members.length;
+    return n;
+  }
+
+  private admit(): void {
+    let room = this.maxBatch - this.active;
+    while (room > 0 && this.waiting.length > 0) {
+      this.activate(this.waiting.shift()!);
+      room--;
+    }
+  }
+
+  /** Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest. */
+  private activate(seq: Sequence): void {
+    const prompt = seq.request.promptIds;
+    const end = prompt.length - 1;
+    const shared = this.prefills.find((t) => t.members.length > 0 && samePrompt(t.prompt, prompt));
+    if (shared) {
+      shared.members.push(seq);
+      seq.cachedTokens = shared.cachedTokens;
+      return;
+    }
+    let state: RecurrentState | undefined;
+    let pos = 0;
+    if (this.cache && end > 0) {
+      const hit = this.cache.lookup(prompt, end);
+      if (hit) {
+        state = hit.state;
+        pos = hit.length;
+      }
+    }
+    seq.cachedTokens = pos;
+    state ??= emptyState(this.model.signature.states, 1);
+    if (pos === end) {
+      seq.state = state;
+      this.decoding.push(seq);
+      return;
+    }
+    const cuts = [...new Set(seq.request.cacheBoundaries ?? [])].filter((b) => b > pos && b < end).sort((a, b) => a - b);
+    this.prefills.push({ prompt, pos, end, state, cuts, members: [seq], cachedTokens: pos });
+  }
+
+  /** Aborted generations leave the batch (and the queue) before the next step. */
+  private dropAborted(): void {
+    const aborted = (s: Sequence) => !s.done && s.signal.aborted;
+    for (const s of this.waiting.filter(aborted)) this.finish(s, 'abort');
+    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((s) => !s.done));
+    for (const t of this.prefills) {
+      for (const s of t.members.filter(aborted)) this.finish(s, 'abort');
+      t.members = t.members.filter((s) => !s.done);
+    }
+    this.prefills = this.prefills.filter((t) => t.members.length > 0);
+    for (const s of this.decoding.filter(aborted)) this.finish(s, 'abort');
+    this.decoding = this.decoding.filter((s) => !s.done || s.tail);
+  }
+
+  private finish(seq: Sequence, finishReason: GenerationResult['finishReason']): void {
+    if (seq.done) return;
+    seq.done = true;
+    seq.settle.resolve({
+      finishReason,
+      promptTokens: seq.request.promptIds.length,
+      completionTokens: seq.completionTokens,
+      timeToFirstTokenMs: seq.timeToFirstTokenMs,
+      cachedTokens: seq.cachedTokens,
+    });
+  }
+
+  private fail(seq: Sequence, error: unknown): void {
+    if (seq.done) return;
+    seq.done = true;
+    seq.settle.reject(error);
+  }
+
+  private report(phase: StepInfo['phase'], seqs: readonly Sequence[], rows: number, tokens: number, ms: number): void {
+    this.options.onStep?.({ phase, generationIds: seqs.map((s) => s.id), rows, tokens, ms });
+  }
+
+  /** One prefill chunk of `task`: up to the chunk size, the next cut or the end of the prefill, whichever comes first. */
+  private async prefillStep(task: PrefillTask): Promise<void> {
+    let to = Math.min(task.pos + this.prefillChunk, task.end);
+    while (task.cuts.length > 0 && task.cuts[0] <= task.pos) task.cuts.shift();
+    if (task.cuts.length > 0 && task.cuts[0] < to) to = task.cuts[0];
+    const started = performance.now();
+    try {
+      const out = await this.model.forward([task.prompt.slice(task.pos, to)], task.state, 'none');
+      this.report('prefill', task.members, 1, to - task.pos, out.runMs ?? performance.now() - started);
+      task.state = out.state;
+      task.pos = to;
+    } catch (e) {
+      for (const s of task.members) this.fail(s, e);
+      this.prefills = this.prefills.filter((t) => t !== task);
+      return;
+    }
+    // The state at a boundary and at the end of the prompt is what a later request may continue from.
+    if (this.cache && (to === task.end || task.cuts[0] === to)) this.cache.insert(task.prompt, to, task.state);
+    if (to < task.end) return;
+    this.prefills = this.prefills.filter((t) => t !== task);
+    for (const s of task.members) {
+      if (s.done) continue;
+      s.state = task.state; // shared, never modified: each decode step makes new states
+      this.decoding.push(s);
+    }
+  }
+
+  /** One batched decode step over `rows`, then sampling of each row. */
+  private async decodeStep(rows: Sequence[]): Promise<void> {
+    const specs = this.model.signature.states;
+    const started = performance.now();
+    let out;
+    try {
+      const state = rows.length === 1 ? rows[0].state! : stackStates(specs, rows.map((s) => s.state!));
+      out = await this.model.forward(rows.map((s) => [s.next]), state, 'last');
+    } catch (e) {
+      for (const s of rows) {
+        s.stepping = false;
+        this.fail(s, e);
+      }
+      this.decoding = this.decoding.filter((s) => !rows.includes(s));
+      return;
+    }
+    this.report('decode', rows, rows.length, 1, out.runMs ?? performance.now() - started);
+    const leaving = new Set<Sequence>();
+    rows.forEach((s, r) => {
+      s.stepping = false;
+      s.state = rows.length === 1 ? out.state : stateRow(specs, out.state, r);
+      if (s.tail) {
+        // The state now covers the prompt and every generated token: the next turn starts here.
+        this.cache?.insert([...s.request.promptIds, ...s.output], s.request.promptIds.length + s.output.length, s.state);
+        leaving.add(s);
+        return;
+      }
+      if (s.done) {
+        leaving.add(s);
+        return;
+      }
+      if (s.signal.aborted) {
+        this.finish(s, 'abort');
+        leaving.add(s);
+        return;
+      }
+      try {
+        const token = s.sampler.sample(out.logits[r]);
+        // The stop token is counted (the model generated it, as vLLM counts it) but not yielded.
+        s.completionTokens++;
+        s.output.push(token.id);
+        s.next = token.id;
+        if (s.stopIds.has(token.id)) return this.end(s, 'stop', leaving);
+        s.timeToFirstTokenMs ??= performance.now() - s.started;
+        s.tokens.push(token);
+        // A complete constraint admits no further token (a stop token normally ends it first).
+        if (s.constraint?.done) return this.end(s, 'stop', leaving);
+        if (s.completionTokens >= s.request.maxTokens) this.end(s, 'length', leaving);
+      } catch (e) {
+        this.fail(s, e);
+        leaving.add(s);
+      }
+    });
+    if (leaving.size > 0) this.decoding = this.decoding.filter((s) => !leaving.has(s));
+  }
+
+  /** Settles a generation that ended by itself; with the cache on it stays one more step as a tail row. */
+  private end(seq: Sequence, reason: 'stop' | 'length', leaving: Set<Sequence>): void {
+    this.finish(seq, reason);
+    if (this.cache) seq.tail = true;
+    else leaving.add(seq);
   }
 }
 
@@ -198,7 +582,10 @@ export async function loadEngine(modelDir: string, options: EngineOptions = {}):
     providerReason: model.providerNote,
     createdAt: dir.createdAt,
   };
-  return new MMRecEngine(info, dir.config, model, options);
+  // A saved state cache is only valid for the very same graph file.
+  const st = statSync(dir.onnxPath);
+  const modelKey = `${info.id}|${st.size}|${Math.floor(st.mtimeMs)}|${JSON.stringify(model.signature)}`;
+  return new MMRecEngine(info, dir.config, model, options, modelKey);
 }
 
 /** One probe step: the graph's logits must span config.json's vocabulary, or sampling would index past them. */

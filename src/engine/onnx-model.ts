@@ -32,6 +32,8 @@ export interface ForwardResult {
   /** Per batch row: [vocab] for 'last', [seq × vocab] for 'all', absent for 'none'. */
   logits: Float32Array[];
   state: RecurrentState;
+  /** Milliseconds the session spent on this call (excludes any queueing before it). */
+  runMs?: number;
 }
 
 /** The graph's interface as discovered from its metadata. */
@@ -184,7 +186,9 @@ export class OnnxModel implements ModelRunner {
     const fetches = states.map((s) => s.outputName);
     if (logits !== 'none') fetches.push(LOGITS);
 
+    const started = performance.now();
     const out = await this.session.run(feeds, fetches);
+    const runMs = performance.now() - started;
 
     const tensors = states.map((spec) => {
       const data = out[spec.outputName].data as StateArray;
@@ -193,7 +197,7 @@ export class OnnxModel implements ModelRunner {
       }
       return data;
     });
-    return { logits: logits === 'none' ? [] : splitLogits(out[LOGITS], batch, seq, logits), state: { batch, tensors } };
+    return { logits: logits === 'none' ? [] : splitLogits(out[LOGITS], batch, seq, logits), state: { batch, tensors }, runMs };
   }
 
   async dispose(): Promise<void> {

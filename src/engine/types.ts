@@ -46,6 +46,12 @@ export interface GenerateRequest {
   constraint?: TokenConstraint;
   /** Aborting stops the generation before its next model step. */
   signal?: AbortSignal;
+  /**
+   * Token offsets in promptIds where a conversation may be continued later (the
+   * chat template's message boundaries). Prefill splits its chunks there and,
+   * with the state cache on, keeps the state at each one.
+   */
+  cacheBoundaries?: readonly number[];
 }
 
 /** A rule over the tokens a generation may produce; shared by generations, stateless itself. */
@@ -91,6 +97,8 @@ export interface GenerationResult {
   completionTokens: number;
   /** ms from request start to the first generated token (undefined if none). */
   timeToFirstTokenMs?: number;
+  /** Prompt tokens not prefilled because their state came from the state cache. */
+  cachedTokens?: number;
 }
 
 /**
@@ -117,9 +125,30 @@ export interface ModelInfo {
   createdAt: number;
 }
 
+/** A snapshot of the engine's scheduler and state cache, for metrics. */
+export interface EngineStats {
+  /** Generations waiting for a place in the batch. */
+  waiting: number;
+  /** Generations whose prompt is being prefilled. */
+  prefilling: number;
+  /** Generations decoding (rows of the next decode step). */
+  decoding: number;
+  stateCache?: {
+    entries: number;
+    bytes: number;
+    maxBytes: number;
+    hits: number;
+    misses: number;
+    hitTokens: number;
+    evictions: number;
+  };
+}
+
 export interface Engine {
   readonly info: ModelInfo;
   generate(request: GenerateRequest): Generation;
+  /** Scheduler and cache numbers (engines that have none leave it out). */
+  stats?(): EngineStats;
   /** Stop accepting work; resolves once in-flight generations are done or aborted. */
   close(): Promise<void>;
 }

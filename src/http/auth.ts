@@ -1,5 +1,5 @@
 /**
- * Optional API keys: with keys configured, every route but /health needs
+ * Optional API keys: with keys configured, every route but /health and /metrics needs
  * `Authorization: Bearer <key>`. Keys are compared by SHA-256 digest with a
  * constant-time compare, so response timing says nothing about a key's prefix.
  */
@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../protocol/errors.ts';
 
-const OPEN_ROUTES = new Set(['/health']);
+const OPEN_ROUTES = new Set(['/health', '/metrics']);
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

@@ -3,9 +3,11 @@
  * (or at the shutdown deadline), so generations stop stepping; and the one
  * access-log line per request, with the generation's numbers and no content.
  */
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../protocol/errors.ts';
 import { timing, type RequestStats } from '../serving/util.ts';
+import type { ServerMetrics } from '../serving/metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -38,12 +40,15 @@ export class InFlight {
   }
 }
 
-export function registerRequestContext(app: FastifyInstance, shutdownSignal?: AbortSignal, inFlight?: InFlight): void {
+export function registerRequestContext(app: FastifyInstance, shutdownSignal?: AbortSignal, inFlight?: InFlight, metrics?: ServerMetrics): void {
+  // Every in-flight request listens to the shutdown signal: with a batch of 64 that is far above Node's warning threshold of 10.
+  if (shutdownSignal) setMaxListeners(0, shutdownSignal);
   app.decorateRequest('stats', null as unknown as RequestStats);
   app.decorateRequest('clientSignal', null as unknown as AbortSignal);
 
   app.addHook('onRequest', async (request, reply) => {
     request.stats = { startedAt: performance.now() };
+    if (metrics) request.stats.onInterToken = (model, seconds) => metrics.observeInterToken(model, seconds);
     inFlight?.enter();
     const controller = new AbortController();
     request.clientSignal = controller.signal;
@@ -57,7 +62,8 @@ export function registerRequestContext(app: FastifyInstance, shutdownSignal?: Ab
     reply.raw.once('close', () => {
       inFlight?.leave();
       shutdownSignal?.removeEventListener('abort', onShutdown);
-      const completed = reply.raw.writableFinished;
+      // writableEnded: the whole response was handed over (writableFinished also needs it flushed, which injected requests never report).
+      const completed = reply.raw.writableFinished || reply.raw.writableEnded;
       // Also aborts after a normal end, which is harmless and releases anything still held.
       controller.abort(new ApiError(499, 'The client closed the request.', 'invalid_request_error', null, 'client_closed_request'));
       const s = request.stats;
@@ -76,6 +82,16 @@ export function registerRequestContext(app: FastifyInstance, shutdownSignal?: Ab
       if (t.tokensPerSecond !== undefined) fields.tokens_per_s = t.tokensPerSecond;
       if (s.finishReasons !== undefined) fields.finish_reason = [...new Set(s.finishReasons)].join(',');
       if (!completed) fields.aborted = true;
+      if (s.cachedTokens) fields.cached_tokens = s.cachedTokens;
+      metrics?.observeRequest({
+        route: request.routeOptions.url ?? 'unmatched',
+        status: fields.status as number,
+        model: s.model,
+        promptTokens: s.promptTokens,
+        cachedTokens: s.cachedTokens,
+        completionTokens: s.completionTokens,
+        ttftSeconds: s.firstTokenAt !== undefined ? (s.firstTokenAt - s.startedAt) / 1000 : undefined,
+      });
       if (s.error !== undefined) request.log.error({ ...fields, err: s.error }, 'request failed mid-stream');
       else request.log.info(fields, 'request');
     });

@@ -56,6 +56,12 @@ export const CompletionUsage = Type.Object(
     prompt_tokens: Type.Integer(),
     completion_tokens: Type.Integer(),
     total_tokens: Type.Integer(),
+    prompt_tokens_details: Type.Optional(
+      Type.Object(
+        { cached_tokens: Type.Integer({ description: 'prompt tokens whose recurrent state came from the conversation state cache instead of being prefilled' }) },
+        { title: 'PromptTokensDetails' },
+      ),
+    ),
   },
   { title: 'CompletionUsage' },
 );

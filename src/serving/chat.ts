@@ -84,7 +84,8 @@ export class ChatServing {
       tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
       json: jsonReply(req.response_format),
     });
-    const promptIds = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }).ids);
+    const rendered = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }));
+    const promptIds = rendered.ids;
     stats.promptTokens = promptIds.length;
 
     const n = resolveN(req.n, this.deps.limits);
@@ -113,6 +114,7 @@ export class ChatServing {
       stripTrailingNewline: true,
       parseToolCalls: shownTools !== undefined,
       onToken: counter(),
+      cacheBoundaries: rendered.boundaries,
     }));
     return {
       model,
@@ -127,7 +129,14 @@ export class ChatServing {
 
   private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
     const completion = outcomes.reduce((s, o) => s + o.completionTokens, 0);
-    return { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+    // The n choices share one prompt (and one prefill): its cached part is counted once.
+    const cached = outcomes.reduce((m, o) => Math.max(m, o.cachedTokens), 0);
+    return {
+      prompt_tokens: plan.promptTokens,
+      completion_tokens: completion,
+      total_tokens: plan.promptTokens + completion,
+      prompt_tokens_details: { cached_tokens: cached },
+    };
   }
 
   private async complete(plan: Plan, signal: AbortSignal, stats: RequestStats): Promise<ChatCompletionResponse> {
@@ -152,7 +161,7 @@ export class ChatServing {
         throw e;
       });
       const outcomes = results.map((r) => r.outcome);
-      recordTiming(stats, outcomes);
+      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
       stats.finishReasons = outcomes.map((o) => o.finishReason);
       if (outcomes.some((o) => o.finishReason === 'abort')) throw abortError(signal);
       return {
@@ -226,7 +235,7 @@ export class ChatServing {
         yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
         return;
       }
-      recordTiming(stats, outcomes);
+      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
       stats.finishReasons = outcomes.map((o) => o.finishReason);
       if (outcomes.some((o) => o.finishReason === 'abort')) {
         // Shutdown deadline (a gone client reads nothing more): say so rather than end silently.

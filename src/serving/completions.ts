@@ -19,6 +19,8 @@ const DEFAULT_MAX_TOKENS = 16;
 interface PlannedChoice extends ChoiceRequest {
   /** Echoed prompt text, prepended to the output. */
   echo: string;
+  /** Which of the request's prompts this choice continues. */
+  promptIndex: number;
 }
 
 interface Plan {
@@ -98,6 +100,7 @@ export class CompletionServing {
           parseToolCalls: false,
           onToken: counter(),
           echo: req.echo ? model.tokenizer.decode(promptIds) : '',
+          promptIndex: p,
         });
       }
     });
@@ -108,7 +111,16 @@ export class CompletionServing {
 
   private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
     const completion = outcomes.reduce((s, o) => s + o.completionTokens, 0);
-    return { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+    // Each prompt's n choices share its prefill: count its cached part once per prompt.
+    const cachedByPrompt = new Map<number, number>();
+    plan.choices.forEach((c, i) => cachedByPrompt.set(c.promptIndex, Math.max(cachedByPrompt.get(c.promptIndex) ?? 0, outcomes[i]?.cachedTokens ?? 0)));
+    const cached = [...cachedByPrompt.values()].reduce((a, b) => a + b, 0);
+    return {
+      prompt_tokens: plan.promptTokens,
+      completion_tokens: completion,
+      total_tokens: plan.promptTokens + completion,
+      prompt_tokens_details: { cached_tokens: cached },
+    };
   }
 
   private base(plan: Plan) {
@@ -135,7 +147,7 @@ export class CompletionServing {
         throw e;
       });
       const outcomes = results.map((r) => r.outcome);
-      recordTiming(stats, outcomes);
+      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
       stats.finishReasons = outcomes.map((o) => o.finishReason);
       if (outcomes.some((o) => o.finishReason === 'abort')) throw abortError(signal);
       return {
@@ -192,7 +204,7 @@ export class CompletionServing {
         yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
         return;
       }
-      recordTiming(stats, outcomes);
+      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
       stats.finishReasons = outcomes.map((o) => o.finishReason);
       if (outcomes.some((o) => o.finishReason === 'abort')) {
         yield { error: abortError(signal).toBody().error };

@@ -33,6 +33,8 @@ export interface ChoiceRequest {
   parseToolCalls: boolean;
   /** Called for every token received (live request statistics). */
   onToken?: () => void;
+  /** Where the prompt's messages end: the engine keeps the conversation's state there. */
+  cacheBoundaries?: readonly number[];
 }
 
 export interface EmittedToken {
@@ -54,6 +56,8 @@ export interface ChoiceOutcome {
   /** 'abort': the caller's signal ended it (client gone, shutdown). */
   finishReason: 'stop' | 'length' | 'tool_calls' | 'abort';
   completionTokens: number;
+  /** Prompt tokens whose state came from the state cache. */
+  cachedTokens: number;
 }
 
 /**
@@ -94,6 +98,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       sampling: req.sampling,
       constraint: req.constraint,
       signal: own.signal,
+      cacheBoundaries: req.cacheBoundaries,
     });
   } catch (e) {
     signal?.removeEventListener('abort', onAbort);
@@ -134,26 +139,27 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       }
     }
     const result = await generation.result;
+    const cachedTokens = result.cachedTokens ?? 0;
     // Ended by itself, the engine's count also includes the end-of-text token it generated but did not yield.
     if (result.finishReason !== 'abort' && !stoppedByString) completionTokens = Math.max(completionTokens, result.completionTokens);
 
-    if (stoppedByString) return { finishReason: 'stop', completionTokens };
-    if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens };
+    if (stoppedByString) return { finishReason: 'stop', completionTokens, cachedTokens };
+    if (result.finishReason === 'abort') return { finishReason: 'abort', completionTokens, cachedTokens };
     if (calls) {
       const events = calls.push(detok.flush());
       if (events.length > 0) yield { text: '', tokens: [], toolCalls: events };
       // Text that was not tool calls goes back as content rather than being lost (without the format's newline).
       const leftover = calls.leftover.replace(/\n$/, '');
       if (leftover) yield delta(leftover);
-      if (result.finishReason === 'length') return { finishReason: 'length', completionTokens };
-      return { finishReason: calls.count > 0 ? 'tool_calls' : 'stop', completionTokens };
+      if (result.finishReason === 'length') return { finishReason: 'length', completionTokens, cachedTokens };
+      return { finishReason: calls.count > 0 ? 'tool_calls' : 'stop', completionTokens, cachedTokens };
     }
 
     const endOfText = result.finishReason === 'stop';
     const flushed = filter.push(detok.flush());
     const tail = flushed.text + (flushed.stopped ? '' : filter.finish(endOfText));
     if (tail) yield delta(tail);
-    return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens };
+    return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens, cachedTokens };
   } catch (e) {
     if (e instanceof ConstraintBlockedError) throw ApiError.invalid(e.message, 'logit_bias');
     throw e;

@@ -44,6 +44,10 @@ export interface RequestStats {
   stream?: boolean;
   /** An engine failure after a stream started (logged; the client got an error event). */
   error?: unknown;
+  /** Prompt tokens restored from the state cache (set when the request ends). */
+  cachedTokens?: number;
+  /** Called with the seconds between two consecutive tokens of one choice (metrics). */
+  onInterToken?: (model: string, seconds: number) => void;
 }
 
 /** Time to first token and decode speed (tokens after each choice's first, over first→last token time). */
@@ -57,23 +61,23 @@ export function timing(stats: RequestStats): { ttftMs?: number; tokensPerSecond?
 }
 
 /** Final token count once every choice has ended (the engine's counts include the end-of-text token). */
-export function recordTiming(stats: RequestStats, outcomes: ReadonlyArray<{ completionTokens: number }>): void {
+export function recordTiming(stats: RequestStats, outcomes: ReadonlyArray<{ completionTokens: number }>, cachedTokens?: number): void {
   stats.completionTokens = outcomes.reduce((s, o) => s + o.completionTokens, 0);
+  if (cachedTokens !== undefined) stats.cachedTokens = cachedTokens;
 }
 
 /** A per-token hook that keeps the live numbers in `stats` (so an aborted request still logs them). */
 export function tokenCounter(stats: RequestStats): () => () => void {
   return () => {
-    let first = true;
+    let previous: number | undefined;
     return () => {
       const now = performance.now();
       stats.completionTokens = (stats.completionTokens ?? 0) + 1;
       stats.firstTokenAt ??= now;
       stats.lastTokenAt = now;
-      if (first) {
-        first = false;
-        stats.choicesWithTokens = (stats.choicesWithTokens ?? 0) + 1;
-      }
+      if (previous === undefined) stats.choicesWithTokens = (stats.choicesWithTokens ?? 0) + 1;
+      else if (stats.model !== undefined) stats.onInterToken?.(stats.model, (now - previous) / 1000);
+      previous = now;
     };
   };
 }

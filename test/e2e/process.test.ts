@@ -1,7 +1,8 @@
 /**
  * The server as a process: --help, invalid configuration, `npm start` with
  * flags, and graceful shutdown on SIGTERM (in-flight requests finish; past the
- * deadline they are aborted; the exit code is 0 either way).
+ * deadline they are aborted; the exit code is 0 either way), and a restart that
+ * keeps warm conversations with --state-cache-dir.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,4 +124,41 @@ test('SIGTERM past the deadline: generations are aborted, the stream ends with a
   assert.equal(events[events.length - 1].error?.code, 'server_shutting_down');
   assert.equal(await s.exited, 0);
   assert.ok(performance.now() - started < 10_000, 'stopped soon after the deadline');
+});
+
+test('--state-cache-dir: a restarted server continues a conversation from the saved state (cached_tokens), with the same greedy reply', async () => {
+  const dir = mkdtempSync(`${tmpdir()}/mmrec-statecache-`);
+  const chat = async (url: string, messages: Array<{ role: string; content: string }>) => {
+    const r = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages, temperature: 0, max_tokens: 16 }),
+    });
+    assert.equal(r.status, 200);
+    return (await r.json()) as { choices: Array<{ message: { content: string } }>; usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } } };
+  };
+  const turn1 = [{ role: 'user', content: 'Hi, my name is Alice.' }];
+  const first = await startServer(['--state-cache-dir', dir]);
+  const reply1 = await chat(first.url, turn1);
+  assert.equal(reply1.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.equal(await first.stop(), 0); // saves the cache at shutdown
+
+  const turn2 = [...turn1, { role: 'assistant', content: reply1.choices[0].message.content }, { role: 'user', content: 'What is my name?' }];
+  const second = await startServer(['--state-cache-dir', dir]);
+  try {
+    assert.ok(second.logs.some((l) => typeof l.entries === 'number' && l.entries > 0), 'the saved states were loaded');
+    const warm = await chat(second.url, turn2);
+    assert.ok(warm.usage.prompt_tokens_details.cached_tokens >= reply1.usage.prompt_tokens, JSON.stringify(warm.usage));
+    const cold = await startServer(['--state-cache-bytes', '0']);
+    try {
+      const reference = await chat(cold.url, turn2);
+      assert.equal(reference.usage.prompt_tokens_details.cached_tokens, 0);
+      assert.equal(warm.choices[0].message.content, reference.choices[0].message.content);
+      assert.match(warm.choices[0].message.content, /Alice/, 'mm-rec-tiny recalls the name across the restart');
+    } finally {
+      await cold.stop();
+    }
+  } finally {
+    await second.stop();
+  }
 });

@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadEngine, type MMRecEngine } from '../../src/engine/engine.ts';
+import { loadEngine, type MMRecEngine, type StepInfo } from '../../src/engine/engine.ts';
 import { ConstraintBlockedError } from '../../src/engine/types.ts';
 import { GrammarConstraint } from '../../src/engine/constraint/grammar-constraint.ts';
 import { replyGrammar } from '../../src/chat/reply-grammar.ts';
@@ -72,4 +72,43 @@ test('a logit_bias that bans every token the constraint allows fails the generat
   banned.delete(open);
   const ok = engine.generate(request(promptIds, { maxTokens: 8, constraint: constraint(), sampling: { ...GREEDY, logitBias: banned } }));
   assert.equal((await collect(ok))[0].id, open);
+});
+
+test('in one batch each generation keeps its own constraint; a blocked one leaves the others running', async () => {
+  const steps: StepInfo[] = [];
+  const batched = await loadEngine(dir, { onStep: (s) => steps.push(s), stateCache: { maxBytes: 1 << 20 } });
+  try {
+    const v = vocabulary();
+    const banAll = new Map<number, number>();
+    for (let id = 0; id < v.size; id++) if (v.tokenBytes(id)?.[0] === 0x7b) banAll.set(id, -100);
+    const sampled = (seed: number) => ({ ...GREEDY, temperature: 1.2, topP: 0.95, seed });
+    // Same prompt for all (their prefill is shared), started together so they decode in the same steps.
+    const gens = [
+      batched.generate(request(promptIds, { maxTokens: 64, constraint: constraint(), sampling: sampled(1) })),
+      batched.generate(request(promptIds, { maxTokens: 24, sampling: sampled(2) })),
+      batched.generate(request(promptIds, { maxTokens: 64, constraint: constraint(), sampling: sampled(3) })),
+      batched.generate(request(promptIds, { maxTokens: 8, constraint: constraint(), sampling: { ...GREEDY, logitBias: banAll } })),
+      batched.generate(request(promptIds, { maxTokens: 24, sampling: GREEDY })),
+    ];
+    const outputs = await Promise.allSettled(gens.map((g) => collect(g)));
+    assert.ok(outputs[3].status === 'rejected' && outputs[3].reason instanceof ConstraintBlockedError, String(outputs[3].status));
+    for (const i of [0, 2]) {
+      const out = outputs[i];
+      assert.equal(out.status, 'fulfilled');
+      const tokens = (out as PromiseFulfilledResult<Awaited<ReturnType<typeof collect>>>).value;
+      assert.equal((await gens[i].result).finishReason, 'stop');
+      const value = JSON.parse(tokenizer.decode(tokens.slice(0, -1).map((t) => t.id)));
+      assert.ok(['fast', 'slow', 'off'].includes(value.mode) && typeof value.on === 'boolean' && value.unit === 'c');
+    }
+    for (const i of [1, 4]) {
+      assert.equal(outputs[i].status, 'fulfilled');
+      assert.equal((await gens[i].result).finishReason, 'length');
+    }
+    // Free greedy decoding in the batch gives what it gives alone.
+    const alone = await collect(engine.generate(request(promptIds, { maxTokens: 24, sampling: GREEDY })));
+    assert.deepEqual((outputs[4] as PromiseFulfilledResult<Awaited<ReturnType<typeof collect>>>).value.map((t) => t.id), alone.map((t) => t.id));
+    assert.ok(steps.some((s) => s.phase === 'decode' && s.rows >= 4), `largest decode batch: ${Math.max(...steps.filter((s) => s.phase === 'decode').map((s) => s.rows))}`);
+  } finally {
+    await batched.close();
+  }
 });

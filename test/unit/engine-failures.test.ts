@@ -17,15 +17,16 @@ const config: ModelConfig = {
 };
 const info = { id: 'fake', contextLength: 100, vocabSize: VOCAB, eosTokenIds: [0], executionProvider: 'cpu', createdAt: 0 };
 
-/** A model that answers `healthySteps` steps (always preferring token 7), then fails like onnxruntime would. */
-function fakeModel(healthySteps: number): ModelRunner {
+/** A model that answers `healthySteps` steps (always preferring token 7), then fails like onnxruntime would (for `failingSteps` steps, default forever). */
+function fakeModel(healthySteps: number, failingSteps = Infinity): ModelRunner {
   let steps = 0;
   return {
     executionProvider: 'cpu',
     providerNote: 'cpu: requested',
     signature: { states: [{ inputName: 'state_in.0', outputName: 'state_out.0', dtype: 'float32', rowShape: [2], rowSize: 2 }] },
     async forward(inputIds, state): Promise<ForwardResult> {
-      if (++steps > healthySteps) throw new Error('onnxruntime: Non-zero status code returned while running Gather node');
+      steps++;
+      if (steps > healthySteps && steps <= healthySteps + failingSteps) throw new Error('onnxruntime: Non-zero status code returned while running Gather node');
       const logits = new Float32Array(VOCAB);
       logits[7] = 5;
       return { logits: inputIds.map(() => logits.slice()), state };
@@ -52,11 +53,13 @@ test('a failure nobody awaits does not become an unhandled rejection', async () 
   await engine.close(); // close waits for the failed generation; the test runner would flag an unhandled rejection
 });
 
-test('one generation failing does not fail the others queued behind it', async () => {
-  const engine = new MMRecEngine(info, config, fakeModel(1));
+test('a failed step fails the generations in it, and the engine goes on with the next ones', async () => {
+  const engine = new MMRecEngine(info, config, fakeModel(1, 1));
   const failing = engine.generate(request([1], { maxTokens: 5 }));
-  const next = engine.generate(request([1], { maxTokens: 1 }));
-  await assert.rejects(failing.result);
-  await assert.rejects(next.result, /Gather node/); // the model keeps failing; the queue still runs it
+  const alsoInTheBatch = engine.generate(request([2], { maxTokens: 5 }));
+  await assert.rejects(failing.result, /Gather node/);
+  await assert.rejects(alsoInTheBatch.result, /Gather node/); // one batched call: both rows failed with it
+  const next = engine.generate(request([1], { maxTokens: 2 }));
+  assert.equal((await next.result).finishReason, 'length');
   await engine.close();
 });
