@@ -7,7 +7,8 @@
 #   docker run --gpus all -p 8000:8000 -v "$PWD/models:/models:ro" mmrec-server
 #
 # Models are not in the image: mount a directory of model directories at
-# /models (each served under its directory name). Without a GPU the server
+# /models (each served under its directory name). /states, owned by the server's
+# user, is where a volume for MMREC_STATE_CACHE_DIR can go. Without a GPU the server
 # falls back to CPU (--device auto) and says so in its log.
 
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
@@ -42,8 +43,8 @@ COPY tsconfig.json openapi.yaml ./
 COPY src ./src
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin mmrec \
- && mkdir -p /models \
- && chown mmrec:mmrec /models
+ && mkdir -p /models /states \
+ && chown mmrec:mmrec /models /states
 USER mmrec
 
 ENV NODE_ENV=production \
