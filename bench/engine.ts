@@ -6,22 +6,13 @@ import { loadEngine, type MMRecEngine, type StepInfo } from '../src/engine/engin
 import type { GenerateRequest, SamplingParams } from '../src/engine/types.ts';
 import { CandidateSet } from '../src/engine/sampler/candidate-set.ts';
 import { Sampler } from '../src/engine/sampler/sampler.ts';
+import { GREEDY_SAMPLING } from '../src/engine/sampler/presets.ts';
 import { OnnxModel } from '../src/engine/onnx-model.ts';
 import { emptyState } from '../src/engine/state.ts';
 import { readModelDir } from '../src/engine/model-dir.ts';
 import { median } from './table.ts';
 
-export const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logprobs: false,
-  topLogprobs: 0,
-};
+export const GREEDY: SamplingParams = GREEDY_SAMPLING;
 /** The OpenAI-style defaults the server's models ship with. */
 export const DEFAULT_SAMPLING: SamplingParams = { ...GREEDY, temperature: 0.7, topP: 0.9, seed: 1 };
 

@@ -67,3 +67,26 @@ export class Admission {
     };
   }
 }
+
+/**
+ * Admits a request (429 when the queue is full), then runs it. A stream holds
+ * its slot until it ends, or until the request signal aborts when the client
+ * left before the first chunk was read; a plain response holds it while it is built.
+ */
+export async function admitAndRun<Body, Event>(
+  admission: Admission,
+  stream: boolean,
+  signal: AbortSignal,
+  run: { stream(release: () => void): AsyncIterable<Event>; complete(): Promise<Body> },
+): Promise<{ stream: false; body: Body } | { stream: true; events: AsyncIterable<Event> }> {
+  const release = await admission.acquire(signal);
+  if (stream) {
+    signal.addEventListener('abort', release, { once: true });
+    return { stream: true, events: run.stream(release) };
+  }
+  try {
+    return { stream: false, body: await run.complete() };
+  } finally {
+    release();
+  }
+}

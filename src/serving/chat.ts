@@ -8,7 +8,7 @@ import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall, ToolCallChunk } from '../protocol/chat.ts';
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
-import type { Admission } from './admission.ts';
+import { admitAndRun, type Admission } from './admission.ts';
 import { jsonReply, ReplyConstraints, toolChoice } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
@@ -53,19 +53,13 @@ export class ChatServing {
    */
   async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<ChatResult> {
     const plan = this.plan(req, stats);
-    const release = await this.deps.admission.acquire(signal);
-    if (req.stream) {
-      stats.stream = true;
-      // The stream releases its slot when it ends; if it is never iterated (the
-      // client left before the first chunk) the request signal releases it.
-      signal.addEventListener('abort', release, { once: true });
-      return { stream: true, events: this.stream(plan, signal, stats, release) };
-    }
-    try {
-      return { stream: false, body: await this.complete(plan, signal, stats) };
-    } finally {
-      release();
-    }
+    return admitAndRun(this.deps.admission, req.stream === true, signal, {
+      stream: (release) => {
+        stats.stream = true;
+        return this.stream(plan, signal, stats, release);
+      },
+      complete: () => this.complete(plan, signal, stats),
+    });
   }
 
   private plan(req: ChatCompletionRequest, stats: RequestStats): Plan {

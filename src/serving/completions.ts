@@ -7,6 +7,7 @@ import type { CompletionRequest, CompletionResponse } from '../protocol/completi
 import type { CompletionUsage } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { abortError, type ServingDeps, type StreamError } from './chat.ts';
+import { admitAndRun } from './admission.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest } from './generate.ts';
 import { CompletionLogprobsBuilder } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
@@ -40,17 +41,13 @@ export class CompletionServing {
 
   async create(req: CompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<CompletionResult> {
     const plan = this.plan(req, stats);
-    const release = await this.deps.admission.acquire(signal);
-    if (req.stream) {
-      stats.stream = true;
-      signal.addEventListener('abort', release, { once: true });
-      return { stream: true, events: this.stream(plan, signal, stats, release) };
-    }
-    try {
-      return { stream: false, body: await this.complete(plan, signal, stats) };
-    } finally {
-      release();
-    }
+    return admitAndRun(this.deps.admission, req.stream === true, signal, {
+      stream: (release) => {
+        stats.stream = true;
+        return this.stream(plan, signal, stats, release);
+      },
+      complete: () => this.complete(plan, signal, stats),
+    });
   }
 
   private prompts(model: ServedModel, prompt: CompletionRequest['prompt']): number[][] {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import type { GenerateRequest, GeneratedToken, Generation, SamplingParams } from '../../src/engine/types.ts';
+import { GREEDY_SAMPLING } from '../../src/engine/sampler/presets.ts';
 
 export const MODEL_DIR = process.env.MMREC_TEST_MODEL ?? 'models/mm-rec-tiny';
 
@@ -16,17 +17,7 @@ export function requireModelDir(): string {
   return MODEL_DIR;
 }
 
-export const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logprobs: false,
-  topLogprobs: 0,
-};
+export const GREEDY: SamplingParams = GREEDY_SAMPLING;
 
 export function request(promptIds: number[], overrides: Partial<GenerateRequest> = {}): GenerateRequest {
   return { promptIds, maxTokens: 8, stopTokenIds: [], sampling: GREEDY, ...overrides };

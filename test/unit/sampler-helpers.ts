@@ -1,17 +1,8 @@
 import { createRng } from '../../src/engine/sampler/rng.ts';
 import type { SamplingParams } from '../../src/engine/types.ts';
+import { NEUTRAL_SAMPLING } from '../../src/engine/sampler/presets.ts';
 
-export const defaults: SamplingParams = {
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logprobs: false,
-  topLogprobs: 0,
-};
+export const defaults: SamplingParams = NEUTRAL_SAMPLING;
 
 export function params(overrides: Partial<SamplingParams>): SamplingParams {
   return { ...defaults, ...overrides };
