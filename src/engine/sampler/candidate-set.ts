@@ -14,6 +14,7 @@
  */
 import { fastExpNonPositive } from './fast-exp.ts';
 import { heaviestPrefix, type Measure } from './selection.ts';
+import { simdScan } from './simd-scan.ts';
 
 const BUCKETS_PER_OCTAVE_LOG2 = 6;
 /** Weights are ≥ e^-30 or so: 64 octaves is ample. */
@@ -65,6 +66,10 @@ export class CandidateSet {
   fill(values: Float32Array, max: number, scale: number, cutoff: number): number {
     const { ids, weights } = this;
     const threshold = max - cutoff / scale; // in raw-logit units: no multiply for the tokens left out
+    if (simdScan) {
+      simdScan.load(values);
+      return this.weigh(values, simdScan.collectAbove(threshold, ids), max, scale);
+    }
     let count = 0;
     let total = 0;
     for (let i = 0, n = values.length; i < n; i++) {
@@ -94,6 +99,18 @@ export class CandidateSet {
   fillFindingMax(values: Float32Array, scale: number, cutoff: number): number {
     const { ids, weights } = this;
     const margin = cutoff / scale;
+    if (simdScan) {
+      // Two vector passes (maximum, then the ids above the cut) beat the one scalar pass.
+      simdScan.load(values);
+      const max = simdScan.max();
+      if (!(max > -Infinity && max < Infinity)) {
+        this.count = 0;
+        this.total = 0;
+        return max;
+      }
+      this.weigh(values, simdScan.collectAbove(max - margin, ids), max, scale);
+      return max;
+    }
     let max = -Infinity;
     let threshold = -Infinity;
     let count = 0;
@@ -125,6 +142,20 @@ export class CandidateSet {
     this.count = kept;
     this.total = total;
     return max;
+  }
+
+  /** Weighs the first `count` ids (already collected) as fill() does; returns the total. */
+  private weigh(values: Float32Array, count: number, max: number, scale: number): number {
+    const { ids, weights } = this;
+    let total = 0;
+    for (let j = 0; j < count; j++) {
+      const w = fastExpNonPositive(scale * (values[ids[j]] - max));
+      weights[j] = w;
+      total += w;
+    }
+    this.count = count;
+    this.total = total;
+    return total;
   }
 
   /** Keeps the live entries of weight ≥ `threshold`, in their order. */
