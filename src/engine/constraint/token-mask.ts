@@ -49,12 +49,18 @@ export class TokenMask {
     } else if (bannedIds) {
       for (let k = 0; k < bannedIds.length; k++) values[bannedIds[k]] = -Infinity;
     } else {
+      // Visit the banned ids only (lowest clear bit first): the cost follows the
+      // banned count, not 32 per word that holds any.
+      const size = this.size;
       for (let w = 0, words = bits!.length; w < words; w++) {
-        const word = bits![w];
-        if (word === 0xffffffff) continue; // all 32 allowed
+        let banned = ~bits![w];
         const base = w << 5;
-        const end = Math.min(32, this.size - base);
-        for (let j = 0; j < end; j++) if (((word >>> j) & 1) === 0) values[base + j] = -Infinity;
+        while (banned !== 0) {
+          const id = base + 31 - Math.clz32(banned & -banned);
+          if (id >= size) break;
+          values[id] = -Infinity;
+          banned &= banned - 1;
+        }
       }
     }
   }
