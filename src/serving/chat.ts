@@ -14,7 +14,8 @@ import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from '.
 import { chatLogprobs } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
-import { asInvalidRequest, Channel, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
+import { abortError, streamChoices, type StreamError } from './stream-choices.ts';
+import { asInvalidRequest, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
 
 export interface ServingDeps {
   registry: ModelRegistry;
@@ -25,11 +26,6 @@ export interface ServingDeps {
 export type ChatResult =
   | { stream: false; body: ChatCompletionResponse }
   | { stream: true; events: AsyncIterable<ChatCompletionChunk | StreamError> };
-
-/** An error after the stream has started: sent as a `data: {"error": …}` event. */
-export interface StreamError {
-  error: { message: string; type: string; param: string | null; code: string | null };
-}
 
 interface Plan {
   model: ServedModel;
@@ -182,66 +178,34 @@ export class ChatServing {
     }
   }
 
-  private async *stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<ChatCompletionChunk | StreamError> {
-    const { controller, dispose } = childController(signal);
+  private stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<ChatCompletionChunk | StreamError> {
     const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
     // With include_usage, OpenAI sends "usage": null on every chunk but the last.
     const usageNull = plan.includeUsage ? { usage: null } : {};
     const chunk = (c: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, choices: [c], ...usageNull });
     const logprobs = (d: Delta): ChoiceLogprobs | null => (plan.logprobs ? { content: chatLogprobs(plan.model.tokenizer, d.tokens), refusal: null } : null);
-
-    const channel = new Channel<ChatCompletionChunk>();
-    const outcomes: ChoiceOutcome[] = [];
-    try {
-      // The choices start generating now; the channel buffers their chunks behind the role chunks.
-      let running = plan.choices.length;
-      plan.choices.forEach(async (choice, index) => {
-        try {
-          const gen = runChoice(plan.model, choice, controller.signal);
-          for (;;) {
-            const step = await gen.next();
-            if (step.done) {
-              outcomes[index] = step.value;
-              const o = step.value;
-              if (o.finishReason === 'abort') break;
-              channel.push(chunk({ index, delta: {}, logprobs: null, finish_reason: o.finishReason }));
-              break;
-            }
-            const d = step.value;
-            if (d.text) channel.push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
-            if (d.toolCalls) channel.push(chunk({ index, delta: { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
+    return streamChoices<ChatCompletionChunk>({
+      signal,
+      stats,
+      release,
+      first: plan.choices.map((_, index) => chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null })),
+      choices: plan.choices.map((choice, index) => async (push, choiceSignal) => {
+        const gen = runChoice(plan.model, choice, choiceSignal);
+        for (;;) {
+          const step = await gen.next();
+          if (step.done) {
+            const o = step.value;
+            if (o.finishReason !== 'abort') push(chunk({ index, delta: {}, logprobs: null, finish_reason: o.finishReason }));
+            return o;
           }
-          if (--running === 0) channel.close();
-        } catch (e) {
-          channel.fail(e);
+          const d = step.value;
+          if (d.text) push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
+          if (d.toolCalls) push(chunk({ index, delta: { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
         }
-      });
-      for (let index = 0; index < plan.choices.length; index++) {
-        yield chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
-      }
-      try {
-        for await (const c of channel) yield c;
-      } catch (e) {
-        controller.abort();
-        // Headers are sent: the error goes in the stream, and the stream still ends cleanly.
-        stats.error = e;
-        stats.finishReasons = ['error'];
-        yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
-        return;
-      }
-      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
-      stats.finishReasons = outcomes.map((o) => o.finishReason);
-      if (outcomes.some((o) => o.finishReason === 'abort')) {
-        // Shutdown deadline (a gone client reads nothing more): say so rather than end silently.
-        yield { error: abortError(signal).toBody().error };
-        return;
-      }
-      if (plan.includeUsage) yield { ...base, choices: [], usage: this.usage(plan, outcomes) };
-    } finally {
-      controller.abort();
-      dispose();
-      release();
-    }
+      }),
+      usage: (outcomes) => this.usage(plan, outcomes),
+      usageChunk: plan.includeUsage ? (usage) => ({ ...base, choices: [], usage }) : undefined,
+    });
   }
 }
 
@@ -266,8 +230,3 @@ function toolCallChunk(e: ToolCallEvent): ToolCallChunk {
   return { index: e.index, function: { arguments: e.arguments } };
 }
 
-/** Why a generation was aborted from outside: the signal's reason when it is an ApiError (shutdown), else "client closed". */
-export function abortError(signal: AbortSignal): ApiError {
-  if (signal.reason instanceof ApiError) return signal.reason;
-  return new ApiError(499, 'The client closed the request.', 'invalid_request_error', null, 'client_closed_request');
-}

@@ -6,13 +6,14 @@
 import type { CompletionRequest, CompletionResponse } from '../protocol/completions.ts';
 import type { CompletionUsage } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
-import { abortError, type ServingDeps, type StreamError } from './chat.ts';
+import type { ServingDeps } from './chat.ts';
+import { abortError, streamChoices, type StreamError } from './stream-choices.ts';
 import { admitAndRun } from './admission.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest } from './generate.ts';
 import { CompletionLogprobsBuilder } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
 import type { ServedModel } from './registry.ts';
-import { Channel, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
+import { childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
 
 /** OpenAI's default for this endpoint. */
 const DEFAULT_MAX_TOKENS = 16;
@@ -162,56 +163,29 @@ export class CompletionServing {
     }
   }
 
-  private async *stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<CompletionResponse | StreamError> {
-    const { controller, dispose } = childController(signal);
+  private stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<CompletionResponse | StreamError> {
     const usageNull = plan.includeUsage ? { usage: null } : {};
     const chunk = (c: CompletionResponse['choices'][number]): CompletionResponse => ({ ...this.base(plan), choices: [c], ...usageNull });
-    const channel = new Channel<CompletionResponse>();
-    const outcomes: ChoiceOutcome[] = [];
-    try {
-      let running = plan.choices.length;
-      plan.choices.forEach(async (choice, index) => {
-        try {
-          const lp = new CompletionLogprobsBuilder(plan.model.tokenizer, choice.echo.length);
-          if (choice.echo) channel.push(chunk({ index, text: choice.echo, logprobs: null, finish_reason: null }));
-          const gen = runChoice(plan.model, choice, controller.signal);
-          for (;;) {
-            const step = await gen.next();
-            if (step.done) {
-              outcomes[index] = step.value;
-              if (step.value.finishReason !== 'abort') {
-                channel.push(chunk({ index, text: '', logprobs: null, finish_reason: step.value.finishReason === 'length' ? 'length' : 'stop' }));
-              }
-              break;
-            }
-            const part = lp.add(step.value.tokens);
-            channel.push(chunk({ index, text: step.value.text, logprobs: plan.logprobs !== null ? part : null, finish_reason: null }));
+    return streamChoices<CompletionResponse>({
+      signal,
+      stats,
+      release,
+      choices: plan.choices.map((choice, index) => async (push, choiceSignal) => {
+        const lp = new CompletionLogprobsBuilder(plan.model.tokenizer, choice.echo.length);
+        if (choice.echo) push(chunk({ index, text: choice.echo, logprobs: null, finish_reason: null }));
+        const gen = runChoice(plan.model, choice, choiceSignal);
+        for (;;) {
+          const step = await gen.next();
+          if (step.done) {
+            if (step.value.finishReason !== 'abort') push(chunk({ index, text: '', logprobs: null, finish_reason: step.value.finishReason === 'length' ? 'length' : 'stop' }));
+            return step.value;
           }
-          if (--running === 0) channel.close();
-        } catch (e) {
-          channel.fail(e);
+          const part = lp.add(step.value.tokens);
+          push(chunk({ index, text: step.value.text, logprobs: plan.logprobs !== null ? part : null, finish_reason: null }));
         }
-      });
-      try {
-        for await (const c of channel) yield c;
-      } catch (e) {
-        controller.abort();
-        stats.error = e;
-        stats.finishReasons = ['error'];
-        yield { error: (e instanceof ApiError ? e : ApiError.internal()).toBody().error };
-        return;
-      }
-      recordTiming(stats, outcomes, this.usage(plan, outcomes).prompt_tokens_details?.cached_tokens);
-      stats.finishReasons = outcomes.map((o) => o.finishReason);
-      if (outcomes.some((o) => o.finishReason === 'abort')) {
-        yield { error: abortError(signal).toBody().error };
-        return;
-      }
-      if (plan.includeUsage) yield { ...this.base(plan), choices: [], usage: this.usage(plan, outcomes) };
-    } finally {
-      controller.abort();
-      dispose();
-      release();
-    }
+      }),
+      usage: (outcomes) => this.usage(plan, outcomes),
+      usageChunk: plan.includeUsage ? (usage) => ({ ...this.base(plan), choices: [], usage }) : undefined,
+    });
   }
 }
