@@ -221,10 +221,7 @@ export class MMRecEngine implements Engine {
       prefilling: this.prefills.reduce((n, t) => n + t.members.length, 0),
       decoding: this.decoding.filter((q) => !q.tail).length,
     };
-    if (this.cache) {
-      const c = this.cache.stats();
-      s.stateCache = { entries: c.entries, bytes: c.bytes, maxBytes: c.maxBytes, hits: c.hits, misses: c.misses, hitTokens: c.hitTokens, evictions: c.evictions };
-    }
+    if (this.cache) s.stateCache = this.cache.stats();
     return s;
   }
 

@@ -2,6 +2,7 @@
  * The engine's public contract. The engine knows token ids, sampling parameters
  * and abort signals; it knows nothing about HTTP, JSON or chat messages.
  */
+import type { StateCacheStats } from './state-cache.ts';
 import type { TokenMask } from './constraint/token-mask.ts';
 
 /** Per-request sampling settings, already validated and defaulted by the protocol layer. */
@@ -133,15 +134,7 @@ export interface EngineStats {
   prefilling: number;
   /** Generations decoding (rows of the next decode step). */
   decoding: number;
-  stateCache?: {
-    entries: number;
-    bytes: number;
-    maxBytes: number;
-    hits: number;
-    misses: number;
-    hitTokens: number;
-    evictions: number;
-  };
+  stateCache?: StateCacheStats;
 }
 
 export interface Engine {
