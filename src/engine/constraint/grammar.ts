@@ -147,34 +147,24 @@ export class GrammarBuilder {
   check(root: GrammarNode): void {
     const undefinedRef = this.nodes.find((n) => n.kind === 'ref' && !n.target);
     if (undefinedRef) throw new GrammarError(`reference node ${undefinedRef.id} was never defined`);
-    const nullable = fixpoint(this.nodes, (n, val) => {
-      switch (n.kind) {
-        case 'seq':
-          return n.items.every(val);
-        case 'choice':
-          return n.options.some(val);
-        case 'ref':
-          return val(n.target!);
-        case 'star':
-        case 'text':
-        case 'anyBytes':
-          return true;
-        default:
-          return false;
-      }
-    });
-    const productive = fixpoint(this.nodes, (n, val) => {
-      switch (n.kind) {
-        case 'seq':
-          return n.items.every(val);
-        case 'choice':
-          return n.options.some(val);
-        case 'ref':
-          return val(n.target!);
-        default:
-          return true;
-      }
-    });
+    // Both properties follow the structure (a sequence: all items, a choice: any
+    // option, a reference: its target); they differ on the leaves.
+    const structural =
+      (leaf: (n: GrammarNode) => boolean) =>
+      (n: GrammarNode, val: (m: GrammarNode) => boolean): boolean => {
+        switch (n.kind) {
+          case 'seq':
+            return n.items.every(val);
+          case 'choice':
+            return n.options.some(val);
+          case 'ref':
+            return val(n.target!);
+          default:
+            return leaf(n);
+        }
+      };
+    const nullable = fixpoint(this.nodes, structural((n) => n.kind === 'star' || n.kind === 'text' || n.kind === 'anyBytes'));
+    const productive = fixpoint(this.nodes, structural(() => true));
     for (const n of this.nodes) {
       n.productive = productive[n.id];
       if (n.kind === 'star' && nullable[n.item.id]) throw new GrammarError('a repeated item must consume input');
