@@ -4,7 +4,7 @@
  * means they are accepted and ignored, as unknown fields are).
  */
 import { Type, type Static } from 'typebox';
-import { CompletionUsage, FinishReason, Opt, samplingFields } from './common.ts';
+import { completionHeader, CompletionUsage, FinishReason, Opt, samplingFields } from './common.ts';
 
 /**
  * Content parts are checked loosely here (any `type`) so that an image or audio
@@ -132,11 +132,7 @@ export const ChatCompletionResponseMessage = Type.Object(
 
 export const ChatCompletionResponse = Type.Object(
   {
-    id: Type.String(),
-    object: Type.Literal('chat.completion'),
-    created: Type.Integer(),
-    model: Type.String(),
-    system_fingerprint: Type.String(),
+    ...completionHeader('chat.completion'),
     choices: Type.Array(
       Type.Object({
         index: Type.Integer(),
@@ -161,11 +157,7 @@ export type ToolCallChunk = Static<typeof ToolCallChunk>;
 
 export const ChatCompletionChunk = Type.Object(
   {
-    id: Type.String(),
-    object: Type.Literal('chat.completion.chunk'),
-    created: Type.Integer(),
-    model: Type.String(),
-    system_fingerprint: Type.String(),
+    ...completionHeader('chat.completion.chunk'),
     choices: Type.Array(
       Type.Object({
         index: Type.Integer(),

@@ -69,3 +69,8 @@ export type CompletionUsage = Static<typeof CompletionUsage>;
 
 export const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length'), Type.Literal('tool_calls')]);
 export type FinishReason = Static<typeof FinishReason>;
+
+/** The fields every completion object and streamed chunk starts with; `object` names its kind. */
+export function completionHeader<O extends string>(object: O) {
+  return { id: Type.String(), object: Type.Literal(object), created: Type.Integer(), model: Type.String(), system_fingerprint: Type.String() };
+}

@@ -1,6 +1,6 @@
 /** POST /v1/completions (legacy completions: a raw prompt, no chat template). */
 import { Type, type Static } from 'typebox';
-import { CompletionUsage, Opt, samplingFields } from './common.ts';
+import { completionHeader, CompletionUsage, Opt, samplingFields } from './common.ts';
 
 export const CompletionRequest = Type.Object(
   {
@@ -42,11 +42,7 @@ const CompletionChoice = Type.Object({
 
 export const CompletionResponse = Type.Object(
   {
-    id: Type.String(),
-    object: Type.Literal('text_completion'),
-    created: Type.Integer(),
-    model: Type.String(),
-    system_fingerprint: Type.String(),
+    ...completionHeader('text_completion'),
     choices: Type.Array(CompletionChoice),
     usage: Type.Optional(Type.Union([CompletionUsage, Type.Null()])),
   },
