@@ -28,12 +28,16 @@ export interface ToolCallSpec {
   name: string;
   /** JSON text of the arguments object, as OpenAI carries it. */
   arguments: string;
+  /** The call's id (not rendered: the format pairs results with calls by order). */
+  id?: string;
 }
 
 export interface ChatMessage {
   role: ChatRole | 'developer';
   content: string;
   tool_calls?: ToolCallSpec[];
+  /** A tool result: the id of the call it answers (not rendered). */
+  tool_call_id?: string;
 }
 
 export interface ToolSpec {
@@ -102,7 +106,24 @@ export class ChatTemplate {
     return [...this.nl, this.tokenizer.special('assistant'), ...this.nl];
   }
 
-  render(messages: ChatMessage[], options: RenderOptions = {}): RenderedChat {
+  /**
+   * render() for request input: the texts are encoded first with
+   * encodeTextAsync (a long one yields to the event loop between slices),
+   * then assembled exactly as render() does.
+   */
+  async renderAsync(messages: ChatMessage[], options: RenderOptions = {}): Promise<RenderedChat> {
+    const texts = new Set<string>();
+    this.render(messages, options, (text) => {
+      texts.add(text);
+      return [];
+    });
+    const encoded = new Map<string, number[]>();
+    for (const text of texts) encoded.set(text, await this.tokenizer.encodeTextAsync(text));
+    return this.render(messages, options, (text) => encoded.get(text)!);
+  }
+
+  /** `encode`: how texts become tokens (renderAsync passes tokens it encoded ahead). */
+  render(messages: ChatMessage[], options: RenderOptions = {}, encode = (text: string) => this.tokenizer.encodeText(text)): RenderedChat {
     const t = this.tokenizer;
     const ids: number[] = [];
     const mask: number[] = [];
@@ -129,7 +150,7 @@ export class ChatTemplate {
 
     if (options.tools && options.tools.length > 0) {
       const block = renderToolsBlock(options.tools);
-      emitMessage('tools', t.special('tools'), () => push(t.encodeText(block), false), false, -1);
+      emitMessage('tools', t.special('tools'), () => push(encode(block), false), false, -1);
     }
 
     messages.forEach((m, i) => {
@@ -140,11 +161,11 @@ export class ChatTemplate {
         role,
         t.special(ROLE_TOKEN[role]),
         (train) => {
-          push(t.encodeText(m.content), train);
+          push(encode(m.content), train);
           if (isAssistant && m.tool_calls) {
             m.tool_calls.forEach((call, j) => {
               push([t.special('toolCall')], train);
-              push(t.encodeText(renderToolCall(call, `messages[${i}].tool_calls[${j}].function.arguments`)), train);
+              push(encode(renderToolCall(call, `messages[${i}].tool_calls[${j}].function.arguments`)), train);
             });
           }
         },
