@@ -37,6 +37,7 @@ import { StateCache } from './state-cache.ts';
 import { TokenChannel } from './token-channel.ts';
 import { CandidateSet } from './sampler/candidate-set.ts';
 import { Sampler } from './sampler/sampler.ts';
+import { ModelOutputError } from './sampler/distribution.ts';
 
 export const DEFAULT_PREFILL_CHUNK = 256;
 export const DEFAULT_MAX_BATCH_SIZE = 64;
@@ -92,6 +93,12 @@ export interface EngineOptions {
   thread?: 'worker' | 'main';
   /** Called after every model step: lets tests, benchmarks and metrics see the model work. */
   onStep?: (step: StepInfo) => void;
+  /** Where the engine reports what it handles itself (a failed state cache save); pino's logger fits. */
+  log?: EngineLog;
+}
+
+export interface EngineLog {
+  warn(fields: Record<string, unknown>, message: string): void;
 }
 
 export class EngineClosedError extends Error {
@@ -202,16 +209,18 @@ export class MMRecEngine implements Engine {
   }
 
   /** Loads the saved state cache (when a directory is configured); says what it found. */
-  loadCache(): { entries: number; ignored?: string } {
+  loadCache(): { entries: number; ignored?: string; dropped?: number } {
     return this.cache?.load() ?? { entries: 0 };
   }
 
-  /** Saves the state cache to its directory now; returns the bytes written (0: nothing to save). */
+  /** Saves the state cache to its directory now; returns the bytes written (0: nothing to save, or the save failed and was logged). */
   saveCache(): number {
     try {
       return this.cache?.save() ?? 0;
-    } catch {
-      return 0; // a full or read-only disk must not take the server down; the cache stays in memory
+    } catch (e) {
+      // A full or read-only disk must not take the server down: the cache stays in memory and the previous file stays as it was.
+      this.options.log?.warn({ model: this.info.id, err: (e as Error).message }, 'state cache not saved');
+      return 0;
     }
   }
 
@@ -228,6 +237,12 @@ export class MMRecEngine implements Engine {
   generate(request: GenerateRequest): Generation {
     if (this.closing) throw new EngineClosedError();
     this.validate(request);
+    const prompt = request.promptIds;
+    // Everything that can throw on bad parameters (a seed, a constraint) runs before the generation is registered:
+    // a generation that is registered always settles.
+    const constraint = request.constraint?.start();
+    const sampler = new Sampler(request.sampling, prompt, this.candidates, constraint);
+
     const cancel = new AbortController();
     const onAbort = () => cancel.abort();
     request.signal?.addEventListener('abort', onAbort, { once: true });
@@ -256,13 +271,11 @@ export class MMRecEngine implements Engine {
       })
       .catch(() => {});
 
-    const prompt = request.promptIds;
-    const constraint = request.constraint?.start();
     this.waiting.push({
       id: this.nextGenerationId++,
       request,
       // Built as before batching: one sampler per generation, from its parameters, prompt and constraint.
-      sampler: new Sampler(request.sampling, prompt, this.candidates, constraint),
+      sampler,
       constraint,
       stopIds: new Set(request.stopTokenIds),
       tokens,
@@ -465,7 +478,11 @@ export class MMRecEngine implements Engine {
   }
 
   private report(phase: StepInfo['phase'], seqs: readonly Sequence[], rows: number, tokens: number, ms: number): void {
-    this.options.onStep?.({ phase, generationIds: seqs.map((s) => s.id), rows, tokens, ms });
+    try {
+      this.options.onStep?.({ phase, generationIds: seqs.map((s) => s.id), rows, tokens, ms });
+    } catch {
+      // An observer's fault (metrics, a test hook) must not fail the generations it observes.
+    }
   }
 
   /** One prefill chunk of `task`: up to the chunk size, the next cut or the end of the prefill, whichever comes first. */
@@ -495,59 +512,88 @@ export class MMRecEngine implements Engine {
     }
   }
 
-  /** One batched decode step over `rows`, then sampling of each row. */
-  private async decodeStep(rows: Sequence[]): Promise<void> {
+  /**
+   * One batched model call over `rows`. When a call of several rows fails, each
+   * row is retried alone, so that only the rows that fail alone fail: one bad
+   * row must not take its batch mates down with it.
+   */
+  private async forwardRows(rows: Sequence[]): Promise<Map<Sequence, { logits: Float32Array; state: RecurrentState } | { error: unknown }>> {
     const specs = this.model.signature.states;
+    const out = new Map<Sequence, { logits: Float32Array; state: RecurrentState } | { error: unknown }>();
     const started = performance.now();
-    let out;
     try {
       const state = rows.length === 1 ? rows[0].state! : stackStates(specs, rows.map((s) => s.state!));
-      out = await this.model.forward(rows.map((s) => [s.next]), state, 'last');
+      const result = await this.model.forward(rows.map((s) => [s.next]), state, 'last');
+      this.report('decode', rows, rows.length, 1, result.runMs ?? performance.now() - started);
+      rows.forEach((s, r) => out.set(s, { logits: result.logits[r], state: rows.length === 1 ? result.state : stateRow(specs, result.state, r) }));
+      return out;
     } catch (e) {
-      for (const s of rows) {
-        s.stepping = false;
-        this.fail(s, e);
+      if (rows.length === 1) {
+        out.set(rows[0], { error: e });
+        return out;
       }
-      this.decoding = this.decoding.filter((s) => !rows.includes(s));
-      return;
     }
-    this.report('decode', rows, rows.length, 1, out.runMs ?? performance.now() - started);
+    for (const s of rows) {
+      try {
+        const result = await this.model.forward([[s.next]], s.state!, 'last');
+        out.set(s, { logits: result.logits[0], state: result.state });
+      } catch (e) {
+        out.set(s, { error: e });
+      }
+    }
+    return out;
+  }
+
+  /** One batched decode step over `rows`, then sampling of each row. */
+  private async decodeStep(rows: Sequence[]): Promise<void> {
+    const results = await this.forwardRows(rows);
     const leaving = new Set<Sequence>();
-    rows.forEach((s, r) => {
+    for (const s of rows) {
       s.stepping = false;
-      s.state = rows.length === 1 ? out.state : stateRow(specs, out.state, r);
+      const out = results.get(s)!;
+      if ('error' in out) {
+        this.fail(s, out.error);
+        leaving.add(s);
+        continue;
+      }
+      s.state = out.state;
       if (s.tail) {
         // The state now covers the prompt and every generated token: the next turn starts here.
         this.cache?.insert([...s.request.promptIds, ...s.output], s.request.promptIds.length + s.output.length, s.state);
         leaving.add(s);
-        return;
+        continue;
       }
       if (s.done) {
         leaving.add(s);
-        return;
+        continue;
       }
       if (s.signal.aborted) {
         this.finish(s, 'abort');
         leaving.add(s);
-        return;
+        continue;
       }
       try {
-        const token = s.sampler.sample(out.logits[r]);
+        const token = s.sampler.sample(out.logits);
+        // A token the model cannot take back in would fail the next batched call for every row in it: refuse it here.
+        if (!Number.isInteger(token.id) || token.id < 0 || token.id >= this.info.vocabSize) throw new ModelOutputError(`the sampler chose token ${token.id}, outside the vocabulary`);
         // The stop token is counted (the model generated it, as vLLM counts it) but not yielded.
         s.completionTokens++;
         s.output.push(token.id);
         s.next = token.id;
-        if (s.stopIds.has(token.id)) return this.end(s, 'stop', leaving);
+        if (s.stopIds.has(token.id)) {
+          this.end(s, 'stop', leaving);
+          continue;
+        }
         s.timeToFirstTokenMs ??= performance.now() - s.started;
         s.tokens.push(token);
         // A complete constraint admits no further token (a stop token normally ends it first).
-        if (s.constraint?.done) return this.end(s, 'stop', leaving);
-        if (s.completionTokens >= s.request.maxTokens) this.end(s, 'length', leaving);
+        if (s.constraint?.done) this.end(s, 'stop', leaving);
+        else if (s.completionTokens >= s.request.maxTokens) this.end(s, 'length', leaving);
       } catch (e) {
         this.fail(s, e);
         leaving.add(s);
       }
-    });
+    }
     if (leaving.size > 0) this.decoding = this.decoding.filter((s) => !leaving.has(s));
   }
 

@@ -53,13 +53,36 @@ test('a failure nobody awaits does not become an unhandled rejection', async () 
   await engine.close(); // close waits for the failed generation; the test runner would flag an unhandled rejection
 });
 
-test('a failed step fails the generations in it, and the engine goes on with the next ones', async () => {
-  const engine = new MMRecEngine(info, config, fakeModel(1, 1));
-  const failing = engine.generate(request([1], { maxTokens: 5 }));
-  const alsoInTheBatch = engine.generate(request([2], { maxTokens: 5 }));
+test('a failed batched step is retried row by row: only the row that fails alone fails, its batch mates go on', async () => {
+  const POISON = 13;
+  let calls = 0;
+  const model: ModelRunner = {
+    ...fakeModel(Infinity),
+    async forward(inputIds, state): Promise<ForwardResult> {
+      calls++;
+      // Like onnxruntime on an out-of-range id: the whole batched call fails.
+      if (inputIds.some((row) => row.includes(POISON))) throw new Error('onnxruntime: Non-zero status code returned while running Gather node');
+      const logits = new Float32Array(VOCAB);
+      logits[7] = 5;
+      return { logits: inputIds.map(() => logits.slice()), state };
+    },
+  };
+  const engine = new MMRecEngine(info, config, model);
+  const failing = engine.generate(request([POISON], { maxTokens: 5 }));
+  const inTheSameBatch = engine.generate(request([2], { maxTokens: 5 }));
   await assert.rejects(failing.result, /Gather node/);
-  await assert.rejects(alsoInTheBatch.result, /Gather node/); // one batched call: both rows failed with it
-  const next = engine.generate(request([1], { maxTokens: 2 }));
-  assert.equal((await next.result).finishReason, 'length');
+  const ok = await inTheSameBatch.result;
+  assert.equal(ok.finishReason, 'length');
+  assert.equal(ok.completionTokens, 5);
+  assert.ok(calls >= 3, 'the batched call, then each row alone');
+  await engine.close();
+});
+
+test('a transient failure of a batched step is survived by every row (each retried alone)', async () => {
+  const engine = new MMRecEngine(info, config, fakeModel(0, 1));
+  const a = engine.generate(request([1], { maxTokens: 3 }));
+  const b = engine.generate(request([2], { maxTokens: 3 }));
+  assert.equal((await a.result).finishReason, 'length');
+  assert.equal((await b.result).finishReason, 'length');
   await engine.close();
 });

@@ -4,7 +4,7 @@ import { Sampler, buildTruncations } from '../../src/engine/sampler/sampler.ts';
 import { Distribution, findArgmax } from '../../src/engine/sampler/distribution.ts';
 import { CandidateSet } from '../../src/engine/sampler/candidate-set.ts';
 import { fastExpNonPositive } from '../../src/engine/sampler/fast-exp.ts';
-import type { SamplingParams } from '../../src/engine/types.ts';
+import { ConstraintBlockedError, type SamplingParams } from '../../src/engine/types.ts';
 import { naiveKeptSet, naiveLogSoftmax, params, randomLogits } from './sampler-helpers.ts';
 
 const VOCAB = 100_277;
@@ -197,5 +197,6 @@ test('top_logprobs: the requested count, sorted, equal to the naive top n', () =
 
 test('a row with no possible token is refused loudly', () => {
   assert.throws(() => sampler({}, 3).sample(new Float32Array([NaN, NaN, NaN])), /no token is possible/);
-  assert.throws(() => sampler({ logitBias: new Map([[0, -100]]) }, 1).sample(new Float32Array([1])), /no token is possible/);
+  // Banned by logit_bias: the request's own doing, reported as such (the serving layer answers 400).
+  assert.throws(() => sampler({ logitBias: new Map([[0, -100]]) }, 1).sample(new Float32Array([1])), (e: Error) => e instanceof ConstraintBlockedError && /bans every token/.test(e.message));
 });

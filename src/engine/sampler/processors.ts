@@ -78,10 +78,15 @@ export class RepetitionPenaltyProcessor implements LogitsProcessor {
     for (const id of history.seen) {
       if (id < 0 || id >= values.length) continue;
       const v = values[id];
-      values[id] = v > 0 ? v / this.penalty : v * this.penalty;
+      // Clamped: a penalty near 0 must not turn a logit into ±Infinity (an infinite logit is a model fault), nor into a
+      // magnitude where subtracting the sampler's cutoff (~28) no longer changes it (the best token would then not pass its own cut).
+      values[id] = Math.max(-PENALISED_LOGIT_LIMIT, Math.min(PENALISED_LOGIT_LIMIT, v > 0 ? v / this.penalty : v * this.penalty));
     }
   }
 }
+
+/** Far beyond any model's logits (tens), close enough to 0 that float arithmetic on it stays exact to 1e-9. */
+const PENALISED_LOGIT_LIMIT = 1e6;
 
 /**
  * OpenAI presence/frequency penalties over the generated tokens only:

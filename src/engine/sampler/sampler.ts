@@ -11,7 +11,7 @@
  */
 import { ConstraintBlockedError, type ConstraintMatcher, type GeneratedToken, type SamplingParams, type TopLogprob } from '../types.ts';
 import type { CandidateSet } from './candidate-set.ts';
-import { Distribution, findArgmax, NoPossibleTokenError, type Argmax } from './distribution.ts';
+import { Distribution, findArgmax, ModelOutputError, NoPossibleTokenError, type Argmax } from './distribution.ts';
 import {
   ConstraintMaskProcessor,
   LogitBiasProcessor,
@@ -25,6 +25,13 @@ import {
 import { createRng, type Rng } from './rng.ts';
 import { MinP, TopK, TopP, type Truncation } from './truncation.ts';
 
+/**
+ * Temperatures below this sample greedily (vLLM's _SAMPLING_EPS): 1/T would
+ * overflow the weights into NaN long before a distribution this sharp differs
+ * from the argmax.
+ */
+export const GREEDY_BELOW_TEMPERATURE = 1e-5;
+
 export function buildProcessors(params: SamplingParams): LogitsProcessor[] {
   const processors: LogitsProcessor[] = [];
   if (params.logitBias && params.logitBias.size > 0) processors.push(new LogitBiasProcessor(params.logitBias));
@@ -32,7 +39,7 @@ export function buildProcessors(params: SamplingParams): LogitsProcessor[] {
   if (params.presencePenalty !== 0 || params.frequencyPenalty !== 0) {
     processors.push(new PresenceFrequencyPenaltyProcessor(params.presencePenalty, params.frequencyPenalty));
   }
-  if (params.temperature > 0 && params.temperature !== 1) processors.push(new TemperatureProcessor(params.temperature));
+  if (params.temperature >= GREEDY_BELOW_TEMPERATURE && params.temperature !== 1) processors.push(new TemperatureProcessor(params.temperature));
   return processors;
 }
 
@@ -67,7 +74,7 @@ export class Sampler {
     this.truncations = buildTruncations(params);
     this.history = new TokenHistory(promptIds);
     this.rng = createRng(params.seed);
-    this.greedy = params.temperature === 0;
+    this.greedy = !(params.temperature >= GREEDY_BELOW_TEMPERATURE);
   }
 
   /** Picks the next token from one position's logits (modified in place) and records it. */
@@ -84,9 +91,13 @@ export class Sampler {
     try {
       return this.greedy ? this.pickGreedy(logits, findArgmax(logits.values)) : this.pickRandom(logits);
     } catch (e) {
-      // A constraint's mask is never empty: only a ban (logit_bias -100) can have removed every token it allows.
-      if (this.constraint && e instanceof NoPossibleTokenError) {
-        throw new ConstraintBlockedError('logit_bias bans every token the constraint (tools or response_format) allows at this point of the reply');
+      // The model's logits are never all -inf, and a constraint's mask is never empty: only a ban (logit_bias -100) can have removed every token.
+      if (e instanceof NoPossibleTokenError && this.params.logitBias?.size) {
+        throw new ConstraintBlockedError(
+          this.constraint
+            ? 'logit_bias bans every token the constraint (tools or response_format) allows at this point of the reply'
+            : 'logit_bias bans every token the model could write next',
+        );
       }
       throw e;
     }
@@ -115,8 +126,10 @@ export class Sampler {
 
   /** Draws from the live candidates in proportion to their weights. */
   private draw(): number {
-    const { ids, weights, count } = this.candidates;
-    let remaining = this.rng.next() * this.candidates.total;
+    const { ids, weights, count, total } = this.candidates;
+    // The best token always has weight 1, so an empty set or a total that is not a positive number is a broken distribution, not bad luck.
+    if (count === 0 || !(total > 0 && total < Infinity)) throw new ModelOutputError(`no token to draw: ${count} candidates of total weight ${total}`);
+    let remaining = this.rng.next() * total;
     for (let i = 0; i < count; i++) {
       remaining -= weights[i];
       if (remaining < 0) return ids[i];
