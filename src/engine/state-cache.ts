@@ -12,13 +12,28 @@
  * saved to a directory on close (and periodically), and loaded back at start,
  * so a restart keeps warm conversations.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RecurrentState, StateSpec } from './state.ts';
 
 /** Bytes charged per trie node besides its tokens (object, Map slot, typed array header). */
 const NODE_OVERHEAD = 160;
-const MAGIC = 'MMREC-STATE-CACHE 1\n';
+/** Version 2 ends with the SHA-256 of everything before it: a file damaged anywhere is refused whole. */
+const MAGIC = 'MMREC-STATE-CACHE 2\n';
+const DIGEST_BYTES = 32;
+
+/** True when every element of the state is a finite number (float16 states are raw bits: exponent all ones is Inf/NaN). */
+export function isFiniteState(state: RecurrentState): boolean {
+  for (const t of state.tensors) {
+    if (t instanceof Uint16Array) {
+      for (let i = 0; i < t.length; i++) if ((t[i] & 0x7c00) === 0x7c00) return false;
+    } else {
+      for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) return false;
+    }
+  }
+  return true;
+}
 
 interface Node {
   /** Tokens from the parent to this node. */
@@ -136,6 +151,8 @@ export class StateCache {
   /** Stores the state after `tokens[0..length)`. The state must not be modified afterwards. */
   insert(tokens: readonly number[], length: number, state: RecurrentState): void {
     if (length < 1 || state.batch !== 1) return;
+    // A state that is not finite would poison every conversation continued from it: never kept.
+    if (!isFiniteState(state)) return;
     const sBytes = stateBytes(state);
     // An entry that alone would not fit is not stored (nor does it evict anything).
     if (sBytes + length * 4 + NODE_OVERHEAD > this.options.maxBytes) return;
@@ -241,9 +258,12 @@ export class StateCache {
   }
 
   /**
-   * Writes the cache to its directory (atomically: a temporary file, then a
-   * rename). The trie is written node by node, so shared prefixes are stored once.
-   * Returns the bytes written, or 0 when there is nothing new or no directory.
+   * Writes the cache to its directory atomically: a temporary file, flushed to
+   * disk, then renamed over the previous one. The trie is written node by node,
+   * so shared prefixes are stored once; the file ends with a SHA-256 of its
+   * contents. Returns the bytes written, or 0 when there is nothing new or no
+   * directory. On failure (a read-only directory, a full disk) the temporary
+   * file is removed, the previous file is left as it was, and the error is thrown.
    */
   save(): number {
     const file = this.file;
@@ -266,23 +286,44 @@ export class StateCache {
     const parts: Uint8Array[] = [Buffer.from(MAGIC), u32(header.length), header];
     for (const e of edges) parts.push(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
     for (const node of this.lru.keys()) for (const t of node.entry!.state.tensors) parts.push(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
-    mkdirSync(this.options.dir!, { recursive: true });
+    const digest = createHash('sha256');
+    for (const p of parts) digest.update(p);
+    parts.push(digest.digest());
     const tmp = `${file}.${process.pid}.tmp`;
-    const body = Buffer.concat(parts);
-    writeFileSync(tmp, body);
-    renameSync(tmp, file);
+    let written = 0;
+    try {
+      mkdirSync(this.options.dir!, { recursive: true });
+      const fd = openSync(tmp, 'w');
+      try {
+        for (const p of parts) {
+          for (let off = 0; off < p.byteLength; ) off += writeSync(fd, p, off);
+          written += p.byteLength;
+        }
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw new Error(`cannot save the state cache to ${file}: ${(e as Error).message}`);
+    }
     this.dirty = false;
-    return body.length;
+    return written;
   }
 
   /**
    * Loads the saved cache, if there is one for this model. A missing file is an
-   * empty cache; a file for another model or graph, or a damaged one, is ignored
-   * (it is overwritten at the next save) and the reason returned.
+   * empty cache; a file for another model or graph, or a damaged one (its
+   * checksum does not match), is ignored (it is overwritten at the next save) and
+   * the reason returned. A state that is not finite is never restored.
+   * Temporary files left by a save that was interrupted are removed.
    */
-  load(): { entries: number; ignored?: string } {
+  load(): { entries: number; ignored?: string; dropped?: number } {
     const file = this.file;
-    if (!file || !existsSync(file)) return { entries: 0 };
+    if (!file) return { entries: 0 };
+    this.removeStaleTemporaries(file);
+    if (!existsSync(file)) return { entries: 0 };
     let data: Buffer;
     try {
       data = readFileSync(file);
@@ -290,7 +331,11 @@ export class StateCache {
       return { entries: 0, ignored: `${file}: ${(e as Error).message}` };
     }
     try {
-      if (data.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('not a state cache file');
+      if (data.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('not a state cache file of this version');
+      if (data.length < MAGIC.length + 4 + DIGEST_BYTES) throw new Error('truncated');
+      const body = data.subarray(0, data.length - DIGEST_BYTES);
+      if (!createHash('sha256').update(body).digest().equals(data.subarray(data.length - DIGEST_BYTES))) throw new Error('checksum mismatch');
+      data = body;
       let at = MAGIC.length;
       const headerLength = data.readUInt32LE(at);
       at += 4;
@@ -322,6 +367,7 @@ export class StateCache {
         nodes.push(node);
         this.bytesUsed += edge.byteLength + NODE_OVERHEAD;
       }
+      let dropped = 0;
       for (const i of header.entries) {
         const node = nodes[i];
         if (!node || node.entry) throw new Error('bad entry table');
@@ -329,20 +375,39 @@ export class StateCache {
           const raw = take(s.rowSize * (s.dtype === 'float16' ? 2 : 4));
           return s.dtype === 'float16' ? new Uint16Array(raw.buffer) : new Float32Array(raw.buffer);
         });
-        const entry: Entry = { node, state: { batch: 1, tensors }, bytes: stateBytes({ batch: 1, tensors }) };
+        const state = { batch: 1, tensors };
+        if (!isFiniteState(state)) {
+          dropped++;
+          continue;
+        }
+        const entry: Entry = { node, state, bytes: stateBytes(state) };
         node.entry = entry;
         this.lru.set(node, entry);
         this.bytesUsed += entry.bytes;
       }
-      // Nodes without entries or children can only come from a damaged file; prune them with the budget.
+      if (at !== data.length) throw new Error('trailing bytes');
+      // Nodes without entries or children (dropped states; a damaged file) are pruned, then the budget applies.
       for (const node of nodes) if (!node.entry && node.children.size === 0 && node.parent) this.prune(node);
       this.evictTo(this.options.maxBytes);
-      this.dirty = false;
-      return { entries: this.lru.size };
+      this.dirty = dropped > 0;
+      return dropped > 0 ? { entries: this.lru.size, dropped } : { entries: this.lru.size };
     } catch (e) {
       this.clear();
       return { entries: 0, ignored: `${file} is damaged (${(e as Error).message})` };
     }
+  }
+
+  /** `<file>.<pid>.tmp` files are only ever a save that did not finish. */
+  private removeStaleTemporaries(file: string): void {
+    const dir = this.options.dir!;
+    const stem = file.slice(dir.length + 1);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) if (name.startsWith(`${stem}.`) && name.endsWith('.tmp')) rmSync(join(dir, name), { force: true });
   }
 
   clear(): void {

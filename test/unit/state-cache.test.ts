@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateCache } from '../../src/engine/state-cache.ts';
@@ -108,4 +109,70 @@ test('persistence: save and load round-trip entries, states and recency; another
   const broken = cache(1 << 20, dir);
   assert.match(broken.load().ignored ?? '', /damaged|not a state cache/);
   assert.equal(broken.size, 0);
+});
+
+test('a saved file damaged anywhere, even with its size intact, is refused whole (checksum)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmrec-cache-'));
+  const a = cache(1 << 20, dir);
+  a.insert([1, 2, 3], 3, state(3));
+  a.insert([1, 2, 3, 4, 5], 5, state(5));
+  assert.ok(a.save() > 0);
+  const file = join(dir, 'test-model.statecache');
+  const original = readFileSync(file);
+  // Flip one bit in the last state's tensors (just before the 32-byte digest): a parser alone would accept it.
+  for (const offset of [original.length - 32 - 3, original.length - 1, 40]) {
+    const damaged = Buffer.from(original);
+    damaged[offset] ^= 0x10;
+    writeFileSync(file, damaged);
+    const b = cache(1 << 20, dir);
+    assert.match(b.load().ignored ?? '', /damaged \(checksum mismatch\)/, `byte ${offset}`);
+    assert.equal(b.size, 0);
+  }
+});
+
+test('states that are not finite are never stored, nor restored from a file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmrec-cache-'));
+  const a = cache(1 << 20, dir);
+  const nan: RecurrentState = { batch: 1, tensors: [Float32Array.from([1, NaN, 0, 0]), Uint16Array.from([1, 2])] };
+  const inf16: RecurrentState = { batch: 1, tensors: [Float32Array.from([1, 2, 3, 4]), Uint16Array.from([0x7c00, 0])] };
+  a.insert([1], 1, nan);
+  a.insert([2], 1, inf16);
+  a.insert([3], 1, state(3));
+  assert.equal(a.size, 1);
+  assert.equal(a.lookup([1, 0], 1), undefined);
+  // A file whose digest is right but which holds a NaN state (written by an older, unchecked save): that state is dropped.
+  a.save();
+  const file = join(dir, 'test-model.statecache');
+  const bytes = readFileSync(file);
+  const body = bytes.subarray(0, bytes.length - 32);
+  const stateAt = body.length - STATE_BYTES; // the last (only) state: float32 tensor first
+  body.writeFloatLE(Number.NaN, stateAt);
+  writeFileSync(file, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+  const b = cache(1 << 20, dir);
+  assert.deepEqual(b.load(), { entries: 0, dropped: 1 });
+});
+
+test('a failed save (read-only directory, full disk) throws, leaves no temporary file, and keeps the previous file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmrec-cache-'));
+  const a = cache(1 << 20, dir);
+  a.insert([1, 2], 2, state(2));
+  a.save();
+  const file = join(dir, 'test-model.statecache');
+  const before = readFileSync(file);
+  a.insert([9, 9], 2, state(9));
+  // /dev/full accepts the open and fails every write with ENOSPC: a full disk. The cache writes through a temporary
+  // file named after its target, so a directory where that name is a link to /dev/full reproduces it.
+  const tmp = `${file}.${process.pid}.tmp`;
+  symlinkSync('/dev/full', tmp);
+  assert.throws(() => a.save(), /cannot save the state cache.*ENOSPC/);
+  assert.equal(existsSync(tmp), false, 'the temporary file is removed');
+  assert.deepEqual(readFileSync(file), before, 'the previous file is kept');
+  // And a later save, once the disk has room, writes the new state.
+  assert.ok(a.save() > 0);
+  const b = cache(1 << 20, dir);
+  assert.equal(b.load().entries, 2);
+  // A temporary file left by a save that was killed midway is removed at load.
+  writeFileSync(`${file}.12345.tmp`, 'partial');
+  cache(1 << 20, dir).load();
+  assert.deepEqual(readdirSync(dir), ['test-model.statecache']);
 });
