@@ -3,6 +3,7 @@
  * template's ChatMessage. Shared by the server and training-data preparation so
  * both read messages the same way. Errors name the offending field.
  */
+import { DEFAULT_MAX_JSON_DEPTH, jsonDepthExceeds } from './json-depth.ts';
 import { TemplateError, type ChatMessage, type ToolSpec } from './template.ts';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
@@ -29,9 +30,10 @@ export function contentText(content: unknown, param: string): string {
     .join('\n');
 }
 
-export function toChatMessages(raw: unknown): ChatMessage[] {
+/** `maxJsonDepth`: the deepest tool-call arguments accepted (they are parsed and re-serialised when rendered). */
+export function toChatMessages(raw: unknown, maxJsonDepth = DEFAULT_MAX_JSON_DEPTH): ChatMessage[] {
   if (!Array.isArray(raw) || raw.length === 0) throw new TemplateError('messages must be a non-empty array', 'messages');
-  return raw.map((m, i) => {
+  const messages = raw.map((m, i) => {
     const p = `messages[${i}]`;
     if (!isObject(m)) throw new TemplateError(`${p} must be an object`, p);
     if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
@@ -44,17 +46,47 @@ export function toChatMessages(raw: unknown): ChatMessage[] {
       if (!Array.isArray(m.tool_calls)) throw new TemplateError(`${p}.tool_calls must be an array`, `${p}.tool_calls`);
       msg.tool_calls = m.tool_calls.map((c, j) => {
         const cp = `${p}.tool_calls[${j}]`;
+        if (isObject(c) && c.type !== undefined && c.type !== 'function') {
+          throw new TemplateError(`${cp}.type ${JSON.stringify(c.type)} is not supported: only "function" tool calls are`, `${cp}.type`);
+        }
         if (!isObject(c) || !isObject(c.function) || typeof c.function.name !== 'string') {
           throw new TemplateError(`${cp} must be {type:"function", function:{name, arguments}}`, cp);
         }
         const args = c.function.arguments;
         if (args !== undefined && typeof args !== 'string') throw new TemplateError(`${cp}.function.arguments must be a JSON string`, `${cp}.function.arguments`);
-        return { name: c.function.name, arguments: args ?? '{}' };
+        if (args !== undefined && jsonDepthExceeds(args, maxJsonDepth)) {
+          throw new TemplateError(`${cp}.function.arguments is JSON nested more than ${maxJsonDepth} levels deep (--max-json-depth)`, `${cp}.function.arguments`);
+        }
+        return { name: c.function.name, arguments: args ?? '{}', id: typeof c.id === 'string' ? c.id : undefined };
       });
     } else if (role !== 'tool' && m.content === undefined) {
       throw new TemplateError(`${p}.content is required`, `${p}.content`);
     }
+    if (role === 'tool' && typeof m.tool_call_id === 'string') msg.tool_call_id = m.tool_call_id;
     return msg;
+  });
+  checkToolResults(messages);
+  return messages;
+}
+
+/**
+ * OpenAI's rule: a tool message answers a call of the assistant message just
+ * before it (other tool messages may come between), and names one of that
+ * message's call ids when the calls carry ids.
+ */
+function checkToolResults(messages: ChatMessage[]): void {
+  let calls: ChatMessage['tool_calls'];
+  messages.forEach((m, i) => {
+    if (m.role === 'assistant') calls = m.tool_calls && m.tool_calls.length > 0 ? m.tool_calls : undefined;
+    else if (m.role !== 'tool') calls = undefined;
+    if (m.role !== 'tool') return;
+    if (!calls) {
+      throw new TemplateError(`messages[${i}]: messages with role 'tool' must be a response to a preceding message with 'tool_calls'`, `messages[${i}].role`);
+    }
+    const ids = calls.map((c) => c.id).filter((id) => id !== undefined);
+    if (m.tool_call_id !== undefined && ids.length > 0 && !ids.includes(m.tool_call_id)) {
+      throw new TemplateError(`messages[${i}].tool_call_id ${JSON.stringify(m.tool_call_id)} does not match any tool call of the preceding assistant message`, `messages[${i}].tool_call_id`);
+    }
   });
 }
 

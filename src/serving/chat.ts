@@ -12,10 +12,10 @@ import { admitAndRun, type Admission } from './admission.ts';
 import { jsonReply, ReplyConstraints, toolChoice } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
-import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
+import { checkStreamOptions, logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
 import { abortError, streamChoices, type StreamError } from './stream-choices.ts';
-import { asInvalidRequest, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
+import { asInvalidRequest, asInvalidRequestAsync, childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
 
 export interface ServingDeps {
   registry: ModelRegistry;
@@ -48,7 +48,7 @@ export class ChatServing {
    * so they still get their HTTP status.
    */
   async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<ChatResult> {
-    const plan = this.plan(req, stats);
+    const plan = await this.plan(req, stats);
     return admitAndRun(this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
@@ -58,10 +58,11 @@ export class ChatServing {
     });
   }
 
-  private plan(req: ChatCompletionRequest, stats: RequestStats): Plan {
+  private async plan(req: ChatCompletionRequest, stats: RequestStats): Promise<Plan> {
     const model = this.deps.registry.get(req.model);
     stats.model = model.id;
-    const messages = asInvalidRequest(() => toChatMessages(req.messages));
+    checkStreamOptions(req);
+    const messages = asInvalidRequest(() => toChatMessages(req.messages, this.deps.limits.maxJsonDepth));
     const tools = asInvalidRequest(() => toToolSpecs(req.tools));
     if (tools) asInvalidRequest(() => checkTools(tools));
     const choice = req.tool_choice ?? 'auto';
@@ -70,28 +71,31 @@ export class ChatServing {
     }
     // tool_choice "none": the model does not see the tools, so it cannot call them.
     const shownTools = choice === 'none' || !tools?.length ? undefined : tools;
-    const constraint = this.constraints.forReply(model, {
-      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
-      json: jsonReply(req.response_format),
-    });
-    const rendered = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }));
+    const rendered = await asInvalidRequestAsync(() => model.template.renderAsync(messages, { tools: shownTools, addGenerationPrompt: true }));
     const promptIds = rendered.ids;
     stats.promptTokens = promptIds.length;
 
     const n = resolveN(req.n, this.deps.limits);
     const requested = req.max_completion_tokens ?? req.max_tokens;
-    const maxTokens = resolveMaxTokens(model, promptIds.length, requested, this.deps.limits, {
-      param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
-      promptParam: 'messages',
-    });
     const logprobs = req.logprobs === true;
     const top = req.top_logprobs ?? 0;
     if (top > 0 && !logprobs) throw ApiError.invalid('top_logprobs requires logprobs to be true', 'top_logprobs');
-    let bias = logitBiasMap(model, req.logit_bias);
+    const maxTokens = resolveMaxTokens(model, promptIds.length, requested, this.deps.limits, {
+      param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+      promptParam: 'messages',
+      choices: n,
+      topLogprobs: top,
+    });
+    // The grammar is compiled once the cheap checks (the context length above) have passed.
+    const constraint = this.constraints.forReply(model, {
+      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
+      json: jsonReply(req.response_format),
+    });
+    const bias = new Map(logitBiasMap(model, req.logit_bias) ?? []);
+    // A reply never contains another message's role token: banned whatever logit_bias says.
+    for (const key of ['system', 'user', 'assistant', 'tool', 'tools'] as const) bias.set(model.tokenizer.special(key), -100);
     // Without tools in the prompt a call has nothing to call: the tool-call marker is banned.
-    if (shownTools === undefined || shownTools.length === 0) {
-      bias = new Map(bias ?? []).set(model.tokenizer.special('toolCall'), -100);
-    }
+    if (shownTools === undefined || shownTools.length === 0) bias.set(model.tokenizer.special('toolCall'), -100);
     const stops = stopStrings(req.stop);
     const counter = tokenCounter(stats);
     const choices = Array.from({ length: n }, (_, i) => ({
@@ -199,7 +203,7 @@ export class ChatServing {
             return o;
           }
           const d = step.value;
-          if (d.text) push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
+          if (d.text || d.tokens.length > 0) push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
           if (d.toolCalls) push(chunk({ index, delta: { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
         }
       }),

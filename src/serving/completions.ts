@@ -11,7 +11,7 @@ import { abortError, streamChoices, type StreamError } from './stream-choices.ts
 import { admitAndRun } from './admission.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest } from './generate.ts';
 import { CompletionLogprobsBuilder } from './logprobs.ts';
-import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
+import { checkStreamOptions, logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
 import type { ServedModel } from './registry.ts';
 import { childController, nowSeconds, randomId, recordTiming, tokenCounter, type RequestStats } from './util.ts';
 
@@ -41,7 +41,7 @@ export class CompletionServing {
   constructor(private readonly deps: ServingDeps) {}
 
   async create(req: CompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<CompletionResult> {
-    const plan = this.plan(req, stats);
+    const plan = await this.plan(req, stats);
     return admitAndRun(this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
@@ -51,7 +51,7 @@ export class CompletionServing {
     });
   }
 
-  private prompts(model: ServedModel, prompt: CompletionRequest['prompt']): number[][] {
+  private async prompts(model: ServedModel, prompt: CompletionRequest['prompt']): Promise<number[][]> {
     const check = (ids: number[], p: string) => {
       ids.forEach((id, k) => {
         if (id >= model.info.vocabSize || !model.tokenizer.isKnown(id)) {
@@ -60,21 +60,26 @@ export class CompletionServing {
       });
       return ids;
     };
-    if (typeof prompt === 'string') return [model.tokenizer.encodeText(prompt)];
+    if (typeof prompt === 'string') return [await model.tokenizer.encodeTextAsync(prompt)];
     if (prompt.length > 0 && typeof prompt[0] === 'number') return [check(prompt as number[], 'prompt')];
-    return (prompt as Array<string | number[]>).map((p, i) => (typeof p === 'string' ? model.tokenizer.encodeText(p) : check(p, `prompt[${i}]`)));
+    const out: number[][] = [];
+    for (const [i, p] of (prompt as Array<string | number[]>).entries()) out.push(typeof p === 'string' ? await model.tokenizer.encodeTextAsync(p) : check(p, `prompt[${i}]`));
+    return out;
   }
 
-  private plan(req: CompletionRequest, stats: RequestStats): Plan {
+  private async plan(req: CompletionRequest, stats: RequestStats): Promise<Plan> {
     const model = this.deps.registry.get(req.model);
     stats.model = model.id;
+    checkStreamOptions(req);
     if (req.suffix) throw ApiError.invalid('suffix is not supported', 'suffix', 'unsupported_value');
     const n = resolveN(req.n, this.deps.limits);
     if (req.best_of != null && req.best_of !== n) throw ApiError.invalid('best_of is only supported equal to n', 'best_of', 'unsupported_value');
-    const prompts = this.prompts(model, req.prompt);
-    if (prompts.length * n > this.deps.limits.maxN) {
-      throw ApiError.invalid(`prompts × n must be at most ${this.deps.limits.maxN} on this server (got ${prompts.length} × ${n})`, 'n', 'invalid_value');
+    // Counted before any prompt is tokenized: a batch of prompts is refused without the work.
+    const promptCount = typeof req.prompt === 'string' || typeof req.prompt[0] === 'number' ? 1 : req.prompt.length;
+    if (promptCount * n > this.deps.limits.maxN) {
+      throw ApiError.invalid(`prompts × n must be at most ${this.deps.limits.maxN} on this server (got ${promptCount} × ${n})`, 'n', 'invalid_value');
     }
+    const prompts = await this.prompts(model, req.prompt);
     const bias = logitBiasMap(model, req.logit_bias);
     const logprobs = req.logprobs ?? null;
     const stops = stopStrings(req.stop);
@@ -86,6 +91,8 @@ export class CompletionServing {
         param: 'max_tokens',
         promptParam: 'prompt',
         defaultTokens: DEFAULT_MAX_TOKENS,
+        choices: prompts.length * n,
+        topLogprobs: logprobs ?? 0,
       });
       for (let i = 0; i < n; i++) {
         choices.push({

@@ -76,6 +76,8 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
   const detok = new StreamingDetokenizer(tokenizer);
   const filter = new StopFilter(req.stops, req.stripTrailingNewline);
   const pending: EmittedToken[] = [];
+  /** Text length of each pending token: a special token's is 0 (its text is never shown, its logprob is). */
+  const widths: number[] = [];
   let rawLength = 0;
   let sentLength = 0;
   let completionTokens = 0;
@@ -85,8 +87,14 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
   const delta = (text: string): Delta => {
     sentLength += text.length;
     let k = 0;
-    while (k < pending.length && pending[k].textOffset < sentLength) k++;
+    while (k < pending.length && (pending[k].textOffset < sentLength || (widths[k] === 0 && pending[k].textOffset <= sentLength))) k++;
+    widths.splice(0, k);
     return { text, tokens: pending.splice(0, k) };
+  };
+  /** Tokens with no text of their own right at the end of what was sent still get their logprobs entry. */
+  const trailing = (): Delta | undefined => {
+    const d = delta('');
+    return d.tokens.length > 0 ? d : undefined;
   };
 
   let generation: ReturnType<ServedModel['engine']['generate']>;
@@ -129,6 +137,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       // Special tokens (other than the tool-call marker) are never shown as text.
       const piece = tokenizer.isSpecial(tok.id) ? '' : detok.push(tok.id);
       pending.push({ id: tok.id, logprob: tok.logprob, topLogprobs: tok.topLogprobs, textOffset: rawLength });
+      widths.push(piece.length);
       rawLength += piece.length;
       const r = filter.push(piece);
       if (r.text) yield delta(r.text);
@@ -159,6 +168,8 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
     const flushed = filter.push(detok.flush());
     const tail = flushed.text + (flushed.stopped ? '' : filter.finish(endOfText));
     if (tail) yield delta(tail);
+    const last = trailing();
+    if (last) yield last;
     return { finishReason: flushed.stopped || endOfText ? 'stop' : 'length', completionTokens, cachedTokens };
   } catch (e) {
     if (e instanceof ConstraintBlockedError) throw ApiError.invalid(e.message, 'logit_bias');

@@ -10,6 +10,36 @@ export interface Limits {
   /** Largest max_tokens a request may ask for; also the default. */
   maxTokens: number;
   maxN: number;
+  /** Tokens a request may generate over all its choices (n × max_tokens, summed over prompts). */
+  maxRequestTokens?: number;
+  /** Log-probability alternatives a request may ask for over all its choices (n × max_tokens × top_logprobs). */
+  maxRequestLogprobs?: number;
+  /** Deepest JSON nesting accepted inside strings of the request (tool-call arguments). */
+  maxJsonDepth?: number;
+}
+
+export const DEFAULT_MAX_REQUEST_TOKENS = 65536;
+export const DEFAULT_MAX_REQUEST_LOGPROBS = 65536;
+
+/**
+ * The output a request may ask for per choice: the request's choices share
+ * the server's per-request budgets of generated tokens and of logprob
+ * alternatives, so one small request cannot ask for a 50 MB response.
+ */
+function perChoiceBudget(limits: Limits, choices: number, topLogprobs: number): { tokens: number; limit: string } {
+  const byTokens = Math.floor((limits.maxRequestTokens ?? DEFAULT_MAX_REQUEST_TOKENS) / choices);
+  const byLogprobs = topLogprobs > 0 ? Math.floor((limits.maxRequestLogprobs ?? DEFAULT_MAX_REQUEST_LOGPROBS) / (choices * topLogprobs)) : Infinity;
+  if (byLogprobs < byTokens) {
+    return { tokens: byLogprobs, limit: `${limits.maxRequestLogprobs ?? DEFAULT_MAX_REQUEST_LOGPROBS} log-probability alternatives per request (choices × tokens × top logprobs, --max-request-logprobs)` };
+  }
+  return { tokens: byTokens, limit: `${limits.maxRequestTokens ?? DEFAULT_MAX_REQUEST_TOKENS} generated tokens per request (choices × tokens, --max-request-tokens)` };
+}
+
+/** OpenAI: stream_options is only allowed with stream: true. */
+export function checkStreamOptions(req: { stream?: boolean | null; stream_options?: unknown }): void {
+  if (req.stream_options != null && req.stream !== true) {
+    throw ApiError.invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options', 'invalid_value');
+  }
 }
 
 /** The sampling fields both endpoints share, after schema validation (null = absent). */
@@ -44,12 +74,23 @@ export function resolveMaxTokens(
   promptTokens: number,
   requested: number | null | undefined,
   limits: Limits,
-  opts: { param: string; promptParam: string; defaultTokens?: number },
+  opts: { param: string; promptParam: string; defaultTokens?: number; choices?: number; topLogprobs?: number },
 ): number {
   const ctx = model.info.contextLength;
+  const budget = perChoiceBudget(limits, opts.choices ?? 1, opts.topLogprobs ?? 0);
+  if (budget.tokens < 1) {
+    throw ApiError.invalid(`This request asks for more than this server allows: at most ${budget.limit}.`, opts.topLogprobs ? 'top_logprobs' : 'n', 'invalid_value');
+  }
   if (requested !== null && requested !== undefined) {
     if (requested > limits.maxTokens) {
       throw ApiError.invalid(`${opts.param} must be at most ${limits.maxTokens} on this server (got ${requested})`, opts.param, 'invalid_value');
+    }
+    if (requested > budget.tokens) {
+      throw ApiError.invalid(
+        `${opts.param} must be at most ${budget.tokens} for this request: the server allows at most ${budget.limit}.`,
+        opts.param,
+        'invalid_value',
+      );
     }
     if (promptTokens + requested > ctx) {
       throw ApiError.invalid(
@@ -70,7 +111,7 @@ export function resolveMaxTokens(
       'context_length_exceeded',
     );
   }
-  return Math.min(opts.defaultTokens ?? limits.maxTokens, limits.maxTokens, left);
+  return Math.min(opts.defaultTokens ?? limits.maxTokens, limits.maxTokens, left, budget.tokens);
 }
 
 export function stopStrings(stop: string | string[] | null | undefined): string[] {
@@ -112,10 +153,17 @@ export function samplingParams(
     frequencyPenalty: f.frequency_penalty ?? 0,
     repetitionPenalty: f.repetition_penalty ?? d.repetition_penalty ?? 1,
     logitBias,
-    seed: f.seed === null || f.seed === undefined ? undefined : f.seed + index,
+    seed: f.seed === null || f.seed === undefined ? undefined : choiceSeed(f.seed, index),
     logprobs: logprobs.enabled,
     topLogprobs: logprobs.top,
   };
+}
+
+/** seed + index, wrapped around within the safe integers (seed 2^53 − 1 with n = 2 must not leave them). */
+export function choiceSeed(seed: number, index: number): number {
+  const span = 2n * BigInt(Number.MAX_SAFE_INTEGER) + 1n;
+  const shifted = (BigInt(seed) + BigInt(index) - BigInt(Number.MIN_SAFE_INTEGER)) % span;
+  return Number(shifted + BigInt(Number.MIN_SAFE_INTEGER));
 }
 
 export function stopTokenIds(model: ServedModel, f: SamplingFields): number[] {

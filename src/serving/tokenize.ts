@@ -2,23 +2,27 @@
 import { toChatMessages, toToolSpecs } from '../chat/openai-messages.ts';
 import { ApiError } from '../protocol/errors.ts';
 import type { DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse } from '../protocol/tokenize.ts';
+import type { Limits } from './params.ts';
 import type { ModelRegistry } from './registry.ts';
-import { asInvalidRequest } from './util.ts';
+import { asInvalidRequest, asInvalidRequestAsync } from './util.ts';
 
 export class TokenizeServing {
-  constructor(private readonly registry: ModelRegistry) {}
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly limits?: Limits,
+  ) {}
 
-  tokenize(req: TokenizeRequest): TokenizeResponse {
+  async tokenize(req: TokenizeRequest): Promise<TokenizeResponse> {
     const model = this.registry.get(req.model);
     if ((req.prompt === undefined) === (req.messages === undefined)) {
       throw ApiError.invalid('give exactly one of prompt and messages', req.prompt === undefined ? 'prompt' : 'messages');
     }
     let tokens: number[];
-    if (req.prompt !== undefined) tokens = model.tokenizer.encodeText(req.prompt);
+    if (req.prompt !== undefined) tokens = await model.tokenizer.encodeTextAsync(req.prompt);
     else {
-      const messages = asInvalidRequest(() => toChatMessages(req.messages));
+      const messages = asInvalidRequest(() => toChatMessages(req.messages, this.limits?.maxJsonDepth));
       const tools = asInvalidRequest(() => toToolSpecs(req.tools));
-      tokens = asInvalidRequest(() => model.template.render(messages, { tools, addGenerationPrompt: req.add_generation_prompt ?? true }).ids);
+      tokens = (await asInvalidRequestAsync(() => model.template.renderAsync(messages, { tools, addGenerationPrompt: req.add_generation_prompt ?? true }))).ids;
     }
     return { tokens, count: tokens.length, max_model_len: model.info.contextLength };
   }

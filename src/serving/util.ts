@@ -1,5 +1,6 @@
 /** Small helpers shared by the serving modules. */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { TemplateError } from '../chat/template.ts';
 import { ApiError } from '../protocol/errors.ts';
 
@@ -21,6 +22,16 @@ export function nowSeconds(): number {
 export function asInvalidRequest<T>(fn: () => T): T {
   try {
     return fn();
+  } catch (e) {
+    if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param);
+    throw e;
+  }
+}
+
+/** asInvalidRequest for asynchronous work (renderAsync). */
+export async function asInvalidRequestAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
   } catch (e) {
     if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param);
     throw e;
@@ -129,6 +140,8 @@ export class Channel<T> implements AsyncIterable<T> {
 /** An AbortController that also aborts when `parent` does (without leaking a listener). */
 export function childController(parent?: AbortSignal): { controller: AbortController; dispose: () => void } {
   const controller = new AbortController();
+  // Each of a request's n choices listens to it: more than Node's warning threshold of 10 is expected.
+  setMaxListeners(0, controller.signal);
   if (!parent) return { controller, dispose: () => {} };
   const onAbort = () => controller.abort(parent.reason);
   if (parent.aborted) controller.abort(parent.reason);

@@ -132,9 +132,21 @@ test('sampling parameters reach the engine', async () => {
   const q = engine.requests[0];
   assert.deepEqual(
     { ...q.sampling, logitBias: [...q.sampling.logitBias!] },
-    { temperature: 0, topP: 0.5, topK: 5, minP: 0.1, repetitionPenalty: 1.2, presencePenalty: 1, frequencyPenalty: -1, logitBias: [[15, -100], [100266, -100]], seed: undefined, logprobs: false, topLogprobs: 0 },
+    {
+      temperature: 0,
+      topP: 0.5,
+      topK: 5,
+      minP: 0.1,
+      repetitionPenalty: 1.2,
+      presencePenalty: 1,
+      frequencyPenalty: -1,
+      logitBias: [[15, -100], [100261, -100], [100262, -100], [100263, -100], [100264, -100], [100265, -100], [100266, -100]],
+      seed: undefined,
+      logprobs: false,
+      topLogprobs: 0,
+    },
   );
-  // [100266, -100]: no tools in the request, so the tool-call marker is banned.
+  // 100261–100265: the role tokens never appear in a reply; 100266: no tools in the request, so the tool-call marker is banned.
   assert.equal(q.maxTokens, 9);
   assert.deepEqual(q.stopTokenIds, [EOS]);
 });
