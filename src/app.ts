@@ -8,7 +8,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import { registerAuth } from './http/auth.ts';
+import { registerJsonBody } from './http/body.ts';
 import { registerErrorHandlers } from './http/errors.ts';
+import { clientErrorHandler, frameworkErrors, registerExpectationHandler } from './http/framework-errors.ts';
 import { registerRequestContext, type InFlight } from './http/request-context.ts';
 import { chatRoutes } from './http/routes/chat.ts';
 import { completionRoutes } from './http/routes/completions.ts';
@@ -33,6 +35,10 @@ export interface AppOptions {
   apiKeys?: readonly string[];
   /** Bytes; larger bodies get 413. */
   maxBodySize?: number;
+  /** Deepest nesting of a JSON body; deeper gets 400. */
+  maxJsonDepth?: number;
+  /** Seconds a client has to send a whole request; 0 or absent: Node's default (300 s). */
+  requestTimeout?: number;
   /** A pino logger; absent: silent. */
   logger?: FastifyBaseLogger;
   /** Aborting it ends every in-flight generation (the shutdown deadline). */
@@ -46,9 +52,15 @@ export interface AppOptions {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const requestTimeoutMs = (options.requestTimeout ?? 0) * 1000;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.maxBodySize ?? 1 << 20,
+    // A client must send its whole request within the timeout (408 otherwise); checked every second, not Node's default 30 s.
+    requestTimeout: requestTimeoutMs,
+    http: requestTimeoutMs > 0 ? { headersTimeout: Math.min(requestTimeoutMs, 60_000), connectionsCheckingInterval: 1000 } : {},
+    frameworkErrors,
+    clientErrorHandler,
     // One log line per request, written by request-context.ts with the generation's numbers.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
@@ -71,6 +83,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
 
   registerErrorHandlers(app);
+  registerExpectationHandler(app.server);
+  registerJsonBody(app, options.maxJsonDepth);
   const admission = options.admission ?? new Admission(64, 64);
   const metrics = options.metrics ?? new ServerMetrics();
   metrics.bind({ models: options.registry, admission });
@@ -92,6 +106,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(modelRoutes, { registry: options.registry });
   await app.register(chatRoutes, { serving: new ChatServing(deps) });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });
-  await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry) });
+  await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

@@ -48,6 +48,14 @@ export interface ServerConfig {
   maxQueue: number;
   /** Seconds in-flight requests get to finish after SIGTERM before they are aborted. */
   shutdownTimeout: number;
+  /** Seconds a client has to send a request's headers and body; 0 = no limit. */
+  requestTimeout: number;
+  /** Deepest nesting of arrays and objects a JSON body may have. */
+  maxJsonDepth: number;
+  /** Tokens one request may generate over all its choices (n × max_tokens). */
+  maxRequestTokens: number;
+  /** Log-probability alternatives one request may ask for (n × max_tokens × top_logprobs). */
+  maxRequestLogprobs: number;
   logLevel: LogLevel;
 }
 
@@ -93,6 +101,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxN', flag: 'max-n', kind: 'int', default: '16', min: 1, max: 128, help: 'largest n (choices per request)' },
   { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'int', default: '64', min: 1, max: 100000, help: 'requests generating at once (they share the batched decode steps); more wait in the queue' },
   { key: 'maxQueue', flag: 'max-queue', kind: 'int', default: '64', min: 0, max: 1000000, help: 'requests waiting for a slot; when full, new requests get 429' },
+  { key: 'requestTimeout', flag: 'request-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds a client has to send a whole request (headers and body); a slower one gets 408 and its connection is closed (0 = no limit)' },
+  { key: 'maxJsonDepth', flag: 'max-json-depth', kind: 'int', default: '64', min: 1, max: 10000, help: 'deepest nesting of arrays and objects in a JSON body, tool-call arguments included (deeper: 400)' },
+  { key: 'maxRequestTokens', flag: 'max-request-tokens', kind: 'int', default: '65536', min: 1, max: 1 << 30, help: 'tokens one request may generate over all its choices, n × max_tokens (more: 400; a default max_tokens is lowered to fit)' },
+  { key: 'maxRequestLogprobs', flag: 'max-request-logprobs', kind: 'int', default: '65536', min: 1, max: 1 << 30, help: 'log-probability alternatives one request may ask for, n × max_tokens × top_logprobs (more: 400), which bounds the size of its response' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds in-flight requests get to finish after SIGTERM/SIGINT before they are aborted' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
 ];
@@ -177,13 +189,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     const flagValues = fromFlags.get(s);
     const envValue = env[envName(s.flag)];
     if (flagValues) {
-      if (s.kind === 'list') out[s.key] = flagValues.flatMap((v) => convert(s, v, `--${s.flag}`) as string[]);
-      else {
+      if (s.kind === 'list') {
+        out[s.key] = flagValues.flatMap((v) => convert(s, v, `--${s.flag}`) as string[]);
+        // Asked for and yielding nothing (`--api-key ' , '`) must not silently mean "none" (for API keys: authentication off).
+        if ((out[s.key] as string[]).length === 0) throw new ConfigError(`--${s.flag} was given but holds no value (got ${flagValues.map((v) => JSON.stringify(v)).join(', ')})`);
+      } else {
         if (flagValues.length > 1) throw new ConfigError(`--${s.flag} given more than once`);
         out[s.key] = convert(s, flagValues[0], `--${s.flag}`);
       }
     } else if (envValue !== undefined && envValue !== '') {
       out[s.key] = convert(s, envValue, envName(s.flag));
+      if (s.kind === 'list' && (out[s.key] as string[]).length === 0) throw new ConfigError(`${envName(s.flag)} is set but holds no value (got ${JSON.stringify(envValue)})`);
     } else {
       out[s.key] = convert(s, s.default, `default of --${s.flag}`);
     }

@@ -14,6 +14,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, type ServerConfig } from './config.ts';
 import { loadEngine, type EngineOptions } from './engine/engine.ts';
 import { readModelDir } from './engine/model-dir.ts';
+import { ChatTokenizer } from './chat/tokenizer.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { createServedModel, ModelRegistry, type ServedModel } from './serving/registry.ts';
@@ -53,6 +54,12 @@ export async function loadServedModel(
   log?: Logger,
 ): Promise<ServedModel> {
   const modelDir = readModelDir(dir);
+  // The tokenizer's checks (special tokens that collide…) run before the model is loaded: a bad config.json fails fast.
+  try {
+    new ChatTokenizer(modelDir.config.tokenizer);
+  } catch (e) {
+    throw new Error(`${modelDir.configPath}: ${(e as Error).message}`);
+  }
   const engine = await loadEngine(dir, {
     device: config.device,
     intraOpThreads: config.intraOpThreads || undefined,
@@ -61,11 +68,18 @@ export async function loadServedModel(
     maxBatchSize: config.maxBatchSize,
     decodeLanes: config.decodeLanes === 2 ? 2 : 1,
     stateCache: { maxBytes: config.stateCacheBytes, dir: config.stateCacheDir ? resolve(config.stateCacheDir) : undefined },
+    log,
     ...engineOptions,
   });
   const restored = engine.loadCache();
-  if (restored.entries > 0 || restored.ignored) {
-    log?.info({ model: id, entries: restored.entries, bytes: engine.stats().stateCache?.bytes, ignored: restored.ignored }, `state cache: ${restored.entries} conversation states loaded`);
+  if (restored.ignored || restored.dropped) {
+    log?.warn(
+      { model: id, entries: restored.entries, ignored: restored.ignored, dropped_non_finite: restored.dropped },
+      restored.ignored ? `state cache file ignored: ${restored.ignored}` : `state cache: ${restored.dropped} states that were not finite dropped`,
+    );
+  }
+  if (restored.entries > 0) {
+    log?.info({ model: id, entries: restored.entries, bytes: engine.stats().stateCache?.bytes }, `state cache: ${restored.entries} conversation states loaded`);
   }
   const info = { ...engine.info, id };
   return createServedModel(
@@ -107,11 +121,19 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const metrics = new ServerMetrics();
   const app = await buildApp({
     registry,
-    limits: { maxTokens: config.maxTokens, maxN: config.maxN },
+    limits: {
+      maxTokens: config.maxTokens,
+      maxN: config.maxN,
+      maxRequestTokens: config.maxRequestTokens,
+      maxRequestLogprobs: config.maxRequestLogprobs,
+      maxJsonDepth: config.maxJsonDepth,
+    },
     admission: new Admission(config.maxConcurrency, config.maxQueue),
     metrics,
     apiKeys: config.apiKeys,
     maxBodySize: config.maxBodySize,
+    maxJsonDepth: config.maxJsonDepth,
+    requestTimeout: config.requestTimeout,
     logger: log,
     shutdownSignal: shutdownController.signal,
     inFlight,
@@ -133,6 +155,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       log.info({ deadline_s: config.shutdownTimeout, in_flight: inFlight.count }, 'shutting down: no new requests; waiting for in-flight requests');
       // Stops listening at once; requests on open connections get 503 from here on.
       const closed = app.close();
+      // A request still sending its body has not started: dropped now, not waited for until the deadline.
+      const dropped = inFlight.dropReceiving();
+      if (dropped > 0) log.info({ dropped }, 'shutting down: dropped connections still sending a request body');
       const sleep = (ms: number) => new Promise<'deadline'>((r) => setTimeout(() => r('deadline'), ms).unref());
       if ((await Promise.race([inFlight.idle().then(() => 'idle' as const), sleep(config.shutdownTimeout * 1000)])) === 'deadline') {
         log.warn({ in_flight: inFlight.count }, 'shutdown deadline reached: aborting in-flight generations');
@@ -150,6 +175,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
 
   return { app, registry, url, ready, shutdown };
 }
+
+/** Signals closer together than this are one delivery (see onSignal). */
+const DUPLICATE_SIGNAL_MS = 100;
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -185,9 +213,9 @@ async function main(): Promise<void> {
   let firstSignalAt: number | undefined;
   const onSignal = (signal: string) => {
     if (firstSignalAt !== undefined) {
-      // npm, timeout(1) and terminals often deliver one Ctrl-C / SIGTERM twice (to the group and forwarded):
-      // only a signal sent well after the first means "stop now".
-      if (performance.now() - firstSignalAt < 1000) return;
+      // A terminal's Ctrl-C reaches the whole process group and npm forwards it too: the same press arrives
+      // twice within milliseconds. Only a signal sent after DUPLICATE_SIGNAL_MS means "stop now".
+      if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }

@@ -4,6 +4,7 @@
  * access-log line per request, with the generation's numbers and no content.
  */
 import { setMaxListeners } from 'node:events';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../protocol/errors.ts';
 import { timing, type RequestStats } from '../serving/util.ts';
@@ -21,6 +22,24 @@ declare module 'fastify' {
 export class InFlight {
   private n = 0;
   private waiters: Array<() => void> = [];
+  /** Connections of requests whose body is still arriving: nothing has started for them yet. */
+  private readonly receiving = new Set<Socket>();
+
+  startReceiving(socket: Socket): void {
+    this.receiving.add(socket);
+  }
+
+  received(socket: Socket): void {
+    this.receiving.delete(socket);
+  }
+
+  /** At shutdown: a request still sending its body is dropped at once rather than waited for. */
+  dropReceiving(): number {
+    const n = this.receiving.size;
+    for (const socket of this.receiving) socket.destroy();
+    this.receiving.clear();
+    return n;
+  }
 
   get count(): number {
     return this.n;
@@ -41,6 +60,8 @@ export class InFlight {
 }
 
 export function registerRequestContext(app: FastifyInstance, shutdownSignal?: AbortSignal, inFlight?: InFlight, metrics?: ServerMetrics): void {
+  // The body has been read (or there is none): from here on the request is work to wait for at shutdown.
+  if (inFlight) app.addHook('preValidation', async (request) => inFlight.received(request.raw.socket));
   // Every in-flight request listens to the shutdown signal: with a batch of 64 that is far above Node's warning threshold of 10.
   if (shutdownSignal) setMaxListeners(0, shutdownSignal);
   app.decorateRequest('stats', null as unknown as RequestStats);
@@ -50,7 +71,10 @@ export function registerRequestContext(app: FastifyInstance, shutdownSignal?: Ab
     request.stats = { startedAt: performance.now() };
     if (metrics) request.stats.onInterToken = (model, seconds) => metrics.observeInterToken(model, seconds);
     inFlight?.enter();
+    inFlight?.startReceiving(request.raw.socket);
     const controller = new AbortController();
+    // A request's choices and its admission slot all listen to it: more than Node's warning threshold of 10 with n > 10.
+    setMaxListeners(0, controller.signal);
     request.clientSignal = controller.signal;
     reply.header('x-request-id', request.id);
 
@@ -60,6 +84,7 @@ export function registerRequestContext(app: FastifyInstance, shutdownSignal?: Ab
 
     // 'close' fires once per response: after it is sent, or when the connection drops first.
     reply.raw.once('close', () => {
+      inFlight?.received(request.raw.socket);
       inFlight?.leave();
       shutdownSignal?.removeEventListener('abort', onShutdown);
       // writableEnded: the whole response was handed over (writableFinished also needs it flushed, which injected requests never report).

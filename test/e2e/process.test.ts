@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { SETTINGS, envName } from '../../src/config.ts';
 import { MODEL, MODEL_DIR, ROOT, parseSse, run, startServer } from './helpers.ts';
@@ -31,6 +32,9 @@ test('invalid configuration stops start-up with one clear line', async () => {
     [['--models-dir', mkdtempSync(`${tmpdir()}/mmrec-empty-`)], {}, /no model directory/],
     [['--model', `${ROOT}src`], {}, /is not a model directory/],
     [['--frobnicate'], {}, /unknown option --frobnicate/],
+    // Keys asked for but none given must not mean "no authentication".
+    [['--api-key', ' , '], {}, /--api-key was given but holds no value/],
+    [[], { MMREC_API_KEY: '   ' }, /MMREC_API_KEY is set but holds no value/],
   ];
   for (const [args, env, re] of cases) {
     const r = await run(process.execPath, [...server, ...args], { env });
@@ -42,8 +46,9 @@ test('invalid configuration stops start-up with one clear line', async () => {
   }
 });
 
-test('npm start -- --port … --host 0.0.0.0 serves the model under /v1', async () => {
-  const proc = spawn('npm', ['start', '--silent', '--', '--port', '0', '--host', '0.0.0.0', '--model', MODEL_DIR, '--intra-op-threads', '1'], {
+/** `npm start` with flags, detached (its own process group); resolves once the server is ready. */
+async function npmStart(args: string[]) {
+  const proc = spawn('npm', ['start', '--silent', '--', ...args, '--model', MODEL_DIR, '--intra-op-threads', '1'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -52,34 +57,48 @@ test('npm start -- --port … --host 0.0.0.0 serves the model under /v1', async 
   const lines: Array<Record<string, unknown>> = [];
   // The pipe ends when every process writing to it (npm and the server) has exited.
   const ended = new Promise<void>((r) => proc.stdout!.once('end', () => r()));
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let buf = '';
-      let port = 0;
-      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        for (const line of buf.split('\n').slice(0, -1)) {
-          const rec = JSON.parse(line);
-          lines.push(rec);
-          if (rec.port !== undefined && typeof rec.url === 'string') {
-            assert.match(rec.url, /^http:\/\/0\.0\.0\.0:\d+$/);
-            port = rec.port;
-          }
-          if (rec.msg === 'ready') resolve(port);
-        }
-        buf = buf.slice(buf.lastIndexOf('\n') + 1);
-      });
-      void exited.then((c) => reject(new Error(`npm start exited ${JSON.stringify(c)}`)));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    let port = 0;
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      for (const line of buf.split('\n').slice(0, -1)) {
+        const rec = JSON.parse(line);
+        lines.push(rec);
+        if (rec.port !== undefined && typeof rec.url === 'string') port = rec.port;
+        if (rec.msg === 'ready') resolve(port);
+      }
+      buf = buf.slice(buf.lastIndexOf('\n') + 1);
     });
+    void exited.then((c) => reject(new Error(`npm start exited ${JSON.stringify(c)}`)));
+  });
+  return { proc, exited, ended, lines, port };
+}
+
+test('npm start -- --port … --host 0.0.0.0 serves the model under /v1', async () => {
+  const { proc, exited, ended, lines, port } = await npmStart(['--port', '0', '--host', '0.0.0.0']);
+  try {
+    assert.ok(lines.some((l) => l.url === `http://0.0.0.0:${port}`), 'listens on 0.0.0.0');
     const models = await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json();
     assert.deepEqual(models.data.map((m: { id: string }) => m.id), [MODEL]);
   } finally {
-    // The whole process group (npm and the server) gets SIGTERM, as from a process manager.
+    // The whole process group (npm and the server) gets SIGTERM, as from a terminal or `kill -- -pgid`.
     process.kill(-proc.pid!, 'SIGTERM');
   }
   const { code, signal } = await exited;
   assert.ok(code === 0 || signal === 'SIGTERM', `npm exit ${code} ${signal}`);
   await ended;
+  assert.ok(lines.some((l) => l.msg === 'stopped'), 'the server shut down cleanly');
+});
+
+test('npm start: SIGTERM to npm alone (a process manager signalling its child) stops the server cleanly, nothing is orphaned', async () => {
+  const { proc, exited, ended, lines } = await npmStart(['--port', '0']);
+  proc.kill('SIGTERM');
+  const { code } = await exited;
+  assert.equal(code, 0, 'npm exits with the server\'s code');
+  const gone = await Promise.race([ended.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+  if (gone !== 'ended') process.kill(-proc.pid!, 'SIGKILL');
+  assert.equal(gone, 'ended', 'every process of npm start has exited');
   assert.ok(lines.some((l) => l.msg === 'stopped'), 'the server shut down cleanly');
 });
 
@@ -124,6 +143,54 @@ test('SIGTERM past the deadline: generations are aborted, the stream ends with a
   assert.equal(events[events.length - 1].error?.code, 'server_shutting_down');
   assert.equal(await s.exited, 0);
   assert.ok(performance.now() - started < 10_000, 'stopped soon after the deadline');
+});
+
+test('a signal delivered twice at once (terminal and npm) is one; a second one later exits at once with 1', async () => {
+  const s = await startServer(['--shutdown-timeout', '60']);
+  const { rest: body } = await streamUntilFirstChunk(s.url, 400);
+  s.proc.kill('SIGINT');
+  s.proc.kill('SIGINT');
+  const events = parseSse(await body) as Array<{ choices: Array<{ finish_reason: string | null }> }>;
+  assert.equal(events[events.length - 1].choices[0].finish_reason, 'length', 'the duplicate did not cut the graceful shutdown short');
+  assert.equal(await s.exited, 0);
+
+  const t = await startServer(['--shutdown-timeout', '60']);
+  const { rest } = await streamUntilFirstChunk(t.url, 2000);
+  rest.catch(() => {});
+  t.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 400));
+  t.proc.kill('SIGTERM');
+  assert.equal(await t.exited, 1);
+  assert.ok(t.logs.some((l) => l.msg === 'second signal: exiting now'));
+});
+
+test('a client still sending its body does not hold up shutdown until the deadline', async () => {
+  const s = await startServer(['--shutdown-timeout', '60', '--request-timeout', '120']);
+  const { port } = new URL(s.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise((r) => socket.once('connect', r));
+  socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":');
+  await new Promise((r) => setTimeout(r, 300));
+  const started = performance.now();
+  s.proc.kill('SIGTERM');
+  assert.equal(await s.exited, 0);
+  assert.ok(performance.now() - started < 15_000, `stopped in ${Math.round(performance.now() - started)} ms, well before the 60 s deadline`);
+  assert.ok(s.logs.some((l) => l.msg === 'shutting down: dropped connections still sending a request body'));
+  socket.destroy();
+});
+
+test('a config.json whose special tokens collide is refused at start-up with the reason', async () => {
+  const dir = mkdtempSync(`${tmpdir()}/mmrec-badmodel-`);
+  const modelDir = `${dir}/collide`;
+  mkdirSync(modelDir);
+  symlinkSync(`${MODEL_DIR}/model.onnx`, `${modelDir}/model.onnx`);
+  const cfg = JSON.parse(readFileSync(`${MODEL_DIR}/config.json`, 'utf8'));
+  cfg.tokenizer.special_tokens['<|user|>'] = cfg.tokenizer.special_tokens['<|endoftext|>'];
+  writeFileSync(`${modelDir}/config.json`, JSON.stringify(cfg));
+  const r = await run(process.execPath, [...server, '--port', '0', '--model', modelDir, '--intra-op-threads', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot load models: .*config\.json: special tokens <\|endoftext\|> and <\|user\|> have the same id 100257/);
 });
 
 test('--state-cache-dir: a restarted server continues a conversation from the saved state (cached_tokens), with the same greedy reply', async () => {
