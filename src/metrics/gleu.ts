@@ -6,10 +6,9 @@
  * of precision and recall, against its best reference; a corpus sums the
  * matches and the denominators over its sentences. 0–1.
  *
- * NLTK takes token lists; so do these functions (`whitespaceTokens` is
- * Python's str.split() for text).
+ * NLTK takes token lists; so do these functions (index.ts's
+ * `whitespaceTokens` is Python's str.split() for text).
  */
-export { pySplit as whitespaceTokens } from './python-text.ts';
 
 export interface GleuOptions {
   /** Lowest n-gram order; default 1. */

@@ -20,7 +20,6 @@
  */
 import { porterStem } from './porter-stemmer.ts';
 
-export { pySplit as whitespaceTokens } from './python-text.ts';
 
 export interface MeteorOptions {
   /** Relative weight of precision and recall; default 0.9. */
