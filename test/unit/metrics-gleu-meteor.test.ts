@@ -61,6 +61,13 @@ test(`GLEU agrees with NLTK ${fixture.nltk} sentence_gleu and corpus_gleu (order
   for (const [i, c] of fixture.corpus.entries()) close(corpusGleu(c.hypotheses, c.references), c.gleu, `corpus ${i}`);
 });
 
+test('GLEU: of references with the same tp / n_all the first is kept, which shows in the corpus sums', () => {
+  // NLTK 3.8: corpus_gleu([[['a','x'], ['a','q','b']], [['c']]], [['a','b'], ['c']]) == 0.5 (tp/n_all 1/3 kept, not 2/6);
+  // with the references swapped, 0.42857142857142855
+  close(corpusGleu([['a', 'b'], ['c']], [[['a', 'x'], ['a', 'q', 'b']], [['c']]]), 0.5, 'first of (1,3) and (2,6)');
+  close(corpusGleu([['a', 'b'], ['c']], [[['a', 'q', 'b'], ['a', 'x']], [['c']]]), 0.42857142857142855, 'first of (2,6) and (1,3)');
+});
+
 test(`METEOR (exact + stem) agrees with NLTK ${fixture.nltk} meteor_score given a WordNet without synsets`, () => {
   for (const [i, c] of fixture.sentence.entries()) {
     close(singleMeteorScore(c.hypothesis, c.reference), c.meteor, `sentence ${i}`);

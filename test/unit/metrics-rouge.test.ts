@@ -119,6 +119,9 @@ test('ROUGE-1…5, L and Lsum agree with rouge-score on generated pairs and mult
 test('rougeMulti is score_multi: per type the target with the best F-measure', () => {
   for (const [i, c] of generated.multi.entries()) sameAsReference(rougeMulti(c.prediction, c.targets, TYPES, { useStemmer: true }), c.scores, `multi ${i}`);
   assert.throws(() => rougeMulti('a', [], ['rouge1']), RangeError);
+  // Equal F-measures (2/3 from P 1, R 1/2 and from P 1/2, R 1): numpy.argmax keeps the first target.
+  assert.deepEqual(rougeMulti('a b', ['a b c d', 'a'], ['rouge1']).rouge1, { precision: 1, recall: 0.5, fmeasure: 2 / 3 });
+  assert.deepEqual(rougeMulti('a b', ['a', 'a b c d'], ['rouge1']).rouge1, { precision: 0.5, recall: 1, fmeasure: 2 / 3 });
 });
 
 test('the tokenizer gives rouge-score\u2019s tokens, stemmed and not (Unicode letters drop out, Kelvin sign and dotted I lowercase to ASCII)', () => {

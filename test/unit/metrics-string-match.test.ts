@@ -61,6 +61,7 @@ test('exact match and OpenAI string_check operations', () => {
     ['The capital is Paris.', 'Paris', 'like', 1],
     ['The capital is paris.', 'Paris', 'like', 0],
     ['The capital is PARIS.', 'paris', 'ilike', 1],
+    ['The capital is paris.', 'PaRiS', 'ilike', 1],
     ['The capital is Lyon.', 'paris', 'ilike', 0],
     ['anything', '', 'like', 1], // the empty string is contained in every string
     ['', '', 'eq', 1],
