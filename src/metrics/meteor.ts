@@ -16,7 +16,8 @@
  * or a side is empty. Several references: the best score.
  *
  * NLTK 3.8 takes pre-tokenized input (since NLTK 3.6.6; earlier releases split
- * strings themselves); so do these functions. Cost: O(n·m) token comparisons.
+ * strings themselves); so do these functions. Cost: O(n + m) per reference
+ * (NLTK's scan is O(n·m); the matches are the same).
  */
 import { porterStem } from './porter-stemmer.ts';
 
@@ -34,22 +35,32 @@ type Enumerated = Array<[index: number, word: string]>;
 
 /**
  * NLTK's `_match_enums`: from the last hypothesis word down, pair it with the
- * last equal reference word still free; both leave their lists.
+ * last equal reference word still free; both leave their lists. NLTK scans
+ * the reference list for each word (O(n·m)); the last free equal word is the
+ * top of that word's stack of free positions, which gives the same pairs in
+ * O(n + m).
  */
-function matchEnums(hyp: Enumerated, ref: Enumerated): Array<[number, number]> {
-  const matches: Array<[number, number]> = [];
-  for (let i = hyp.length - 1; i >= 0; i--) {
-    const word = hyp[i][1];
-    for (let j = ref.length - 1; j >= 0; j--) {
-      if (word === ref[j][1]) {
-        matches.push([hyp[i][0], ref[j][0]]);
-        hyp.splice(i, 1);
-        ref.splice(j, 1);
-        break;
-      }
-    }
+function matchEnums(hyp: Enumerated, ref: Enumerated): { matches: Array<[number, number]>; hypLeft: Enumerated; refLeft: Enumerated } {
+  const free = new Map<string, number[]>();
+  for (let j = 0; j < ref.length; j++) {
+    const stack = free.get(ref[j][1]);
+    if (stack === undefined) free.set(ref[j][1], [j]);
+    else stack.push(j);
   }
-  return matches;
+  const taken = new Uint8Array(ref.length);
+  const matches: Array<[number, number]> = [];
+  const hypLeft: Enumerated = [];
+  for (let i = hyp.length - 1; i >= 0; i--) {
+    const j = free.get(hyp[i][1])?.pop();
+    if (j === undefined) {
+      hypLeft.push(hyp[i]);
+      continue;
+    }
+    taken[j] = 1;
+    matches.push([hyp[i][0], ref[j][0]]);
+  }
+  hypLeft.reverse();
+  return { matches, hypLeft, refLeft: ref.filter((_, j) => taken[j] === 0) };
 }
 
 /** NLTK's `_count_chunks` over matches sorted by hypothesis position. */
@@ -72,10 +83,10 @@ export function singleMeteorScore(hypothesis: readonly string[], reference: read
   const referenceLength = ref.length;
 
   const exact = matchEnums(hyp, ref);
-  const stemmedHyp: Enumerated = hyp.map(([i, w]) => [i, porterStem(w)]);
-  const stemmedRef: Enumerated = ref.map(([i, w]) => [i, porterStem(w)]);
+  const stemmedHyp: Enumerated = exact.hypLeft.map(([i, w]) => [i, porterStem(w)]);
+  const stemmedRef: Enumerated = exact.refLeft.map(([i, w]) => [i, porterStem(w)]);
   const stem = matchEnums(stemmedHyp, stemmedRef);
-  const matches = [...exact, ...stem].sort((a, b) => a[0] - b[0]);
+  const matches = [...exact.matches, ...stem.matches].sort((a, b) => a[0] - b[0]);
 
   // NLTK returns 0 on any division by zero here.
   const m = matches.length;

@@ -245,8 +245,25 @@ function stemByCodePoint(lowered: string): string {
   return Array.from(stemLowercase(units.join(''))).map((c) => fromPlaceholder.get(c) ?? c).join('');
 }
 
+// Text repeats its words, and stemming one costs about a microsecond: recent
+// stems are remembered (bounded; cleared whole when full).
+const MEMO_LIMIT = 50_000;
+const MEMO_MAX_WORD = 64;
+const memo = new Map<string, string>();
+
 /** NLTK's `PorterStemmer().stem(word)` (NLTK_EXTENSIONS mode, `to_lowercase=True`). */
 export function porterStem(word: string): string {
+  const known = memo.get(word);
+  if (known !== undefined) return known;
+  const stem = stemUncached(word);
+  if (word.length <= MEMO_MAX_WORD) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    memo.set(word, stem);
+  }
+  return stem;
+}
+
+function stemUncached(word: string): string {
   const irregular = IRREGULAR.get(word);
   if (irregular !== undefined) return irregular;
   const lowered = word.toLowerCase();

@@ -10,11 +10,13 @@
  * tokens. rouge-score's `split_summaries` (NLTK sentence splitting for
  * ROUGE-Lsum) and custom tokenizers are not supported.
  *
- * Cost: ROUGE-N is linear in the tokens; ROUGE-L is O(n·m) time and O(m)
- * memory; ROUGE-Lsum O(Σ nᵢ·mⱼ) time and O(max nᵢ·mⱼ) memory (one sentence
- * pair's table at a time). Callers that take untrusted text bound its length
+ * Cost: ROUGE-N is linear in the tokens; ROUGE-L O(n·m/32) time and O(n)
+ * memory (bit-parallel LCS length); ROUGE-Lsum O(Σ nᵢ·mⱼ) time and
+ * O(max nᵢ·mⱼ) memory (it needs each sentence pair's LCS table to read the
+ * subsequence back). Callers that take untrusted text bound its length
  * (see text-similarity.ts).
  */
+import { internAll, lcsLengthOf } from './lcs.ts';
 import { porterStem } from './porter-stemmer.ts';
 
 export const ROUGE_TYPES = ['rouge1', 'rouge2', 'rouge3', 'rouge4', 'rouge5', 'rouge6', 'rouge7', 'rouge8', 'rouge9', 'rougeL', 'rougeLsum'] as const;
@@ -74,19 +76,10 @@ function scoreNgrams(target: readonly string[], prediction: readonly string[], n
   return score(overlap / Math.max(predictionCount, 1), overlap / Math.max(targetCount, 1));
 }
 
-/** Length of the longest common subsequence, one DP row at a time. */
+/** Length of the longest common subsequence of two token lists (rouge-score's `_lcs_table(...)[-1][-1]`). */
 export function lcsLength(a: readonly string[], b: readonly string[]): number {
-  if (a.length === 0 || b.length === 0) return 0;
-  let prev = new Uint32Array(b.length + 1);
-  let row = new Uint32Array(b.length + 1);
-  for (let i = 1; i <= a.length; i++) {
-    const ai = a[i - 1];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = ai === b[j - 1] ? prev[j - 1] + 1 : Math.max(prev[j], row[j - 1]);
-    }
-    [prev, row] = [row, prev];
-  }
-  return prev[b.length];
+  const [x, y] = internAll([a, b]);
+  return lcsLengthOf(x, y);
 }
 
 function scoreLcs(target: readonly string[], prediction: readonly string[]): RougeScore {

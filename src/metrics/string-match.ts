@@ -4,61 +4,28 @@
  * quantity on 0–1), exact match, and OpenAI's `string_check` grader
  * operations. Strings are compared by code point, as Python compares them.
  */
+import { lcsLengthOf } from './lcs.ts';
 
 /**
  * Indel distance (insertions and deletions only; a substitution costs 2):
- * len(a) + len(b) − 2·LCS(a, b), by code point. The LCS length comes from the
- * bit-parallel algorithm of Hyyrö (2004), 32 positions of the shorter string
- * per machine word: O(⌈m/32⌉·n) time, O(σ·⌈m/32⌉) memory.
+ * len(a) + len(b) − 2·LCS(a, b), by code point, the LCS length from the
+ * bit-parallel algorithm (lcs.ts): O(⌈m/32⌉·n).
  */
 export function indelDistance(a: string, b: string): number {
-  const x = Array.from(a);
-  const y = Array.from(b);
-  const [pattern, text] = x.length <= y.length ? [x, y] : [y, x];
-  return pattern.length + text.length - 2 * lcsBitParallel(pattern, text);
+  const x = codePointsOf(a);
+  const y = codePointsOf(b);
+  return x.length + y.length - 2 * lcsLengthOf(x, y);
 }
 
-function lcsBitParallel(pattern: readonly string[], text: readonly string[]): number {
-  const m = pattern.length;
-  if (m === 0 || text.length === 0) return 0;
-  const words = Math.ceil(m / 32);
-  // For every character of the pattern, the positions where it occurs.
-  const masks = new Map<string, Uint32Array>();
-  for (let i = 0; i < m; i++) {
-    let mask = masks.get(pattern[i]);
-    if (mask === undefined) masks.set(pattern[i], (mask = new Uint32Array(words)));
-    mask[i >>> 5] |= 1 << (i & 31);
+function codePointsOf(s: string): Int32Array {
+  const out = new Int32Array(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.codePointAt(i)!;
+    out[n++] = c;
+    if (c > 0xffff) i++;
   }
-  const none = new Uint32Array(words);
-  const v = new Uint32Array(words).fill(0xffffffff);
-  for (const c of text) {
-    const mask = masks.get(c) ?? none;
-    // V ← (V + (V & M)) | (V & ~M), with the carry running through the words.
-    let carry = 0;
-    for (let k = 0; k < words; k++) {
-      const vk = v[k];
-      const u = vk & mask[k];
-      const sum = vk + (u >>> 0) + carry;
-      carry = sum > 0xffffffff ? 1 : 0;
-      v[k] = (sum | (vk & ~mask[k])) >>> 0;
-    }
-  }
-  // The LCS length is the number of zero bits among the first m.
-  let lcs = 0;
-  for (let k = 0; k < words; k++) {
-    const bits = k === words - 1 && m % 32 !== 0 ? m % 32 : 32;
-    let zeros = ~v[k] >>> 0;
-    if (bits < 32) zeros &= (1 << bits) - 1;
-    lcs += popcount(zeros >>> 0);
-  }
-  return lcs;
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
+  return out.subarray(0, n);
 }
 
 /**
@@ -66,15 +33,11 @@ function popcount(x: number): number {
  * 100 for two empty strings, 0 when exactly one is empty.
  */
 export function fuzzRatio(a: string, b: string): number {
-  const lensum = codePoints(a) + codePoints(b);
+  const x = codePointsOf(a);
+  const y = codePointsOf(b);
+  const lensum = x.length + y.length;
   if (lensum === 0) return 100;
-  return 100 * (1 - indelDistance(a, b) / lensum);
-}
-
-function codePoints(s: string): number {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
+  return 100 * (1 - (lensum - 2 * lcsLengthOf(x, y)) / lensum);
 }
 
 /** 1 when the strings are identical (case and whitespace included), else 0. */
