@@ -13,9 +13,14 @@
  */
 const PY_WHITESPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const PY_WHITESPACE_RUN = new RegExp(`[${PY_WHITESPACE}]+`);
-const PY_TRAILING_WHITESPACE = new RegExp(`[${PY_WHITESPACE}]+$`);
-const PY_LEADING_WHITESPACE = new RegExp(`^[${PY_WHITESPACE}]+`);
 const PY_WHITESPACE_CHAR = new RegExp(`^[${PY_WHITESPACE}]$`);
+
+/** The same set by UTF-16 unit (every Python whitespace character is in the BMP). */
+function isSpaceUnit(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+}
 
 /** Python's `s.split()` (no argument): runs of whitespace separate, none at either end. */
 export function pySplit(s: string): string[] {
@@ -27,14 +32,11 @@ export function pySplit(s: string): string[] {
   return start === 0 && end === parts.length ? parts : parts.slice(start, end);
 }
 
-/** Python's `s.rstrip()`. */
+/** Python's `s.rstrip()`. (A loop: a `[…]+$` regex backtracks quadratically over inner runs of whitespace.) */
 export function pyRstrip(s: string): string {
-  return s.replace(PY_TRAILING_WHITESPACE, '');
-}
-
-/** Python's `s.strip()`. */
-export function pyStrip(s: string): string {
-  return s.replace(PY_LEADING_WHITESPACE, '').replace(PY_TRAILING_WHITESPACE, '');
+  let end = s.length;
+  while (end > 0 && isSpaceUnit(s.charCodeAt(end - 1))) end--;
+  return end === s.length ? s : s.slice(0, end);
 }
 
 /** Python's `c.isspace()` for one character (one code point). */
