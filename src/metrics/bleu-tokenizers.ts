@@ -53,7 +53,7 @@ const TOKENIZERS: Record<BleuTokenizerName, (line: string) => string[]> = {
 
 /** The tokens sacrebleu's tokenizer `name` makes of `line` (already lowercased and right-stripped by the caller). */
 export function bleuTokenize(line: string, name: BleuTokenizerName): string[] {
-  const tokenize = TOKENIZERS[name];
+  const tokenize = Object.hasOwn(TOKENIZERS, name) ? TOKENIZERS[name] : undefined;
   if (tokenize === undefined) throw new RangeError(`unknown BLEU tokenizer ${JSON.stringify(name)} (one of ${BLEU_TOKENIZERS.join(', ')})`);
   return tokenize(line);
 }

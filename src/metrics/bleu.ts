@@ -10,7 +10,7 @@
  * reference of segment i (one array per reference stream); `null` marks a
  * segment without a k-th reference (the signature then says `nrefs:var`).
  */
-import { bleuTokenize, type BleuTokenizerName } from './bleu-tokenizers.ts';
+import { BLEU_TOKENIZERS, bleuTokenize, type BleuTokenizerName } from './bleu-tokenizers.ts';
 import { pyFixed, pyRstrip } from './python-text.ts';
 
 export { BLEU_TOKENIZERS, type BleuTokenizerName } from './bleu-tokenizers.ts';
@@ -73,12 +73,14 @@ interface ResolvedOptions {
 
 function resolve(options: BleuOptions, effectiveOrderDefault: boolean): ResolvedOptions {
   const smoothMethod = options.smoothMethod ?? 'exp';
-  if (!(smoothMethod in SMOOTH_DEFAULTS)) throw new RangeError(`unknown BLEU smoothing method ${JSON.stringify(smoothMethod)} (one of ${BLEU_SMOOTH_METHODS.join(', ')})`);
+  if (!Object.hasOwn(SMOOTH_DEFAULTS, smoothMethod)) throw new RangeError(`unknown BLEU smoothing method ${JSON.stringify(smoothMethod)} (one of ${BLEU_SMOOTH_METHODS.join(', ')})`);
+  const tokenize = options.tokenize ?? '13a';
+  if (!(BLEU_TOKENIZERS as readonly string[]).includes(tokenize)) throw new RangeError(`unknown BLEU tokenizer ${JSON.stringify(tokenize)} (one of ${BLEU_TOKENIZERS.join(', ')})`);
   const maxNgramOrder = options.maxNgramOrder ?? MAX_NGRAM_ORDER;
   if (!Number.isInteger(maxNgramOrder) || maxNgramOrder < 1) throw new RangeError(`maxNgramOrder must be a positive integer (got ${maxNgramOrder})`);
   const smoothValue = options.smoothValue ?? SMOOTH_DEFAULTS[smoothMethod];
   return {
-    tokenize: options.tokenize ?? '13a',
+    tokenize,
     lowercase: options.lowercase ?? false,
     smoothMethod,
     smoothValue,

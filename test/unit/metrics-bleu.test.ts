@@ -199,4 +199,6 @@ test('empty input behaves as sacrebleu: scores 0 with its lengths; no hypothesis
   assert.throws(() => corpusBleu(['a'], [[null]]), /no reference/);
   assert.throws(() => sentenceBleu('a', ['a'], { tokenize: 'zh' as never }), /unknown BLEU tokenizer/);
   assert.throws(() => sentenceBleu('a', ['a'], { smoothMethod: 'add-one' as never }), /unknown BLEU smoothing/);
+  assert.throws(() => sentenceBleu('a', ['a'], { smoothMethod: 'toString' as never }), /unknown BLEU smoothing/);
+  assert.throws(() => bleuTokens('a', { tokenize: 'constructor' as never }), /unknown BLEU tokenizer/);
 });
