@@ -1,11 +1,12 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
  * `--only` runs one section; `--tokens` sets the tokens per measurement of the
- * constraint section (default 128; fewer for a slow model).
+ * constraint section (default 128; fewer for a slow model). The metrics
+ * section (text metrics of src/metrics) needs no model.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
@@ -13,11 +14,12 @@ import { median, printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
+import { metricsSection } from './metrics.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
@@ -25,7 +27,7 @@ const { values } = parseArgs({
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -165,4 +167,5 @@ if (runs('engine')) await engineSection();
 if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
+if (runs('metrics')) metricsSection();
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
