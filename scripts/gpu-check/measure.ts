@@ -5,6 +5,7 @@
  *
  *   measure parity <model-dir> --device webgpu          CPU vs <device>: logits and states, prefill + decode
  *   measure bench  <model-dir> --device webgpu          prefill tokens/s (one prompt), decode tokens/s at batch 1, 16, 64
+ *                                                       [--prompt 512] [--batches 1,16,64] [--steps 16] [--budget 8 (s per measurement)]
  *   measure serve  <model-dir> --device webgpu --server <server.js|server.ts> [--streams 16] [--tokens 64]
  *                                                       the real server, N concurrent streamed chat completions over HTTP
  *
@@ -26,6 +27,7 @@ const { values: opts, positionals } = parseArgs({
     prompt: { type: 'string', default: '512' },
     batches: { type: 'string', default: '1,16,64' },
     steps: { type: 'string', default: '16' },
+    budget: { type: 'string', default: '8' },
     server: { type: 'string' },
     streams: { type: 'string', default: '16' },
     tokens: { type: 'string', default: '64' },
@@ -94,38 +96,51 @@ async function parity() {
   return result;
 }
 
+/**
+ * Prefill and decode speed. Each measurement stops after `--steps` timed runs or
+ * `--budget` seconds, whichever comes first (at least 2 runs), and the result so
+ * far is printed after each one, so a stage cut short by its time limit still
+ * reports what it measured (the last line is the most complete).
+ */
 async function bench() {
   const model = await load(device);
   const { states } = model.signature;
   const promptLength = Number(opts.prompt);
   const steps = Number(opts.steps);
-  await model.forward([tokens(16, 0)], emptyState(states, 1), 'last'); // first run: kernels, shaders, arenas
-  const prefillMs: number[] = [];
-  for (let rep = 0; rep < 3; rep++) {
-    const t = performance.now();
-    await model.forward([tokens(promptLength, rep)], emptyState(states, 1), 'last');
-    prefillMs.push(performance.now() - t);
-  }
-  const decode: Record<string, { msPerStep: number; tokensPerSecond: number }> = {};
-  for (const batch of opts.batches.split(',').map(Number)) {
-    let state = emptyState(states, batch);
-    const ids = Array.from({ length: batch }, (_, r) => [100 + r]);
+  const budgetMs = Number(opts.budget) * 1000;
+  const timed = async (runs: number, warmup: number, run: (i: number) => Promise<void>) => {
     const times: number[] = [];
-    for (let s = 0; s < steps + 3; s++) {
+    const started = performance.now();
+    for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
-      const r = await model.forward(ids, state, 'last'); // logits come back to the CPU, as the engine needs them for sampling
-      if (s >= 3) times.push(performance.now() - t);
-      state = r.state;
+      await run(i);
+      if (i >= warmup) times.push(performance.now() - t);
+      if (times.length >= 2 && performance.now() - started > budgetMs) break;
     }
-    decode[`batch${batch}`] = { msPerStep: round(median(times), 2), tokensPerSecond: round((batch * 1000) / median(times)) };
-  }
-  const result = {
+    return times;
+  };
+  const result: Record<string, unknown> & { decode: Record<string, unknown> } = {
     model: modelDir,
     device: model.executionProvider,
     providerNote: model.providerNote,
-    prefill: { tokens: promptLength, ms: round(median(prefillMs)), tokensPerSecond: round((promptLength * 1000) / median(prefillMs)) },
-    decode,
+    decode: {},
   };
+  // First run: kernels, shaders, arenas. One rep of the full prompt length follows per timed run.
+  await model.forward([tokens(16, 0)], emptyState(states, 1), 'last');
+  const prefillMs = await timed(3, 0, async (rep) => {
+    await model.forward([tokens(promptLength, rep)], emptyState(states, 1), 'last');
+  });
+  result.prefill = { tokens: promptLength, runs: prefillMs.length, ms: round(median(prefillMs)), tokensPerSecond: round((promptLength * 1000) / median(prefillMs)) };
+  console.log(JSON.stringify(result));
+  for (const batch of opts.batches.split(',').map(Number)) {
+    let state = emptyState(states, batch);
+    const ids = Array.from({ length: batch }, (_, r) => [100 + r]);
+    const times = await timed(steps, 3, async () => {
+      state = (await model.forward(ids, state, 'last')).state; // logits come back to the CPU, as the engine needs them for sampling
+    });
+    result.decode[`batch${batch}`] = { steps: times.length, msPerStep: round(median(times), 2), tokensPerSecond: round((batch * 1000) / median(times)) };
+    console.log(JSON.stringify(result));
+  }
   await model.dispose();
   return result;
 }
@@ -232,4 +247,5 @@ if (!commands[command] || !modelDir) {
   console.error('usage: measure <parity|bench|serve> <model-dir> [--device webgpu|cuda|cpu] [--threads N] (see the file header)');
   process.exit(2);
 }
-console.log(JSON.stringify(await commands[command]()));
+const result = await commands[command]();
+if (command !== 'bench') console.log(JSON.stringify(result)); // bench printed its lines as it went
