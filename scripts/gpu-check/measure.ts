@@ -203,7 +203,8 @@ async function streamOne(url: string, model: string, i: number, maxTokens: numbe
   let firstTokenMs: number | undefined;
   for await (const chunk of res.body!) {
     body += decoder.decode(chunk as Uint8Array, { stream: true });
-    firstTokenMs ??= body.includes('"content"') ? performance.now() - started : undefined;
+    // The first chunk carries the role and empty content; the first token is the first non-empty content.
+    firstTokenMs ??= /"content":"[^"]/.test(body) ? performance.now() - started : undefined;
   }
   const usage = body
     .split('\n\n')

@@ -104,11 +104,11 @@ else
   echo "the system's ($(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //'))" > "$RES/vulkan_loader"
 fi
 icds=$(ls /etc/vulkan/icd.d/*.json /usr/share/vulkan/icd.d/*.json /usr/local/share/vulkan/icd.d/*.json 2>/dev/null | tr '\n' ' ')
-if [ -z "$icds" ] && [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json VK_ICD_FILENAMES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  icds="$VK_DRIVER_FILES (set as VK_DRIVER_FILES)"
+NVIDIA_ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [[ "$icds" != *nvidia* ]] && [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$NVIDIA_ICD" ]; then
+  export VK_DRIVER_FILES="$NVIDIA_ICD" VK_ICD_FILENAMES="$NVIDIA_ICD"
 fi
-echo "${icds:-none found}${VK_DRIVER_FILES:+ VK_DRIVER_FILES=$VK_DRIVER_FILES}" > "$RES/vulkan_drivers"
+echo "${icds:-none in the standard folders of the loader}${VK_DRIVER_FILES:+; VK_DRIVER_FILES=$VK_DRIVER_FILES}${VK_ICD_FILENAMES:+; VK_ICD_FILENAMES=$VK_ICD_FILENAMES}" > "$RES/vulkan_drivers"
 
 # --- The machine.
 stage env 30 bash -c '
@@ -140,7 +140,7 @@ done
 # (the log every 10 steps holds the tokens/s either way).
 for dev in "$TRAIN_DEVICE" cpu; do
   [ "$dev" = cpu ] && [ "$TRAIN_DEVICE" = cpu ] && [ -f "$RES/train-cpu.status" ] && continue
-  stage "train-$dev" 75 bash -c 'cd "$1/kit" && PYTHONUNBUFFERED=1 "$2" -m mmrec.train --data "$3" --out "$4" --preset tiny --device "$5" \
+  stage "train-$dev" 60 bash -c 'cd "$1/kit" && PYTHONUNBUFFERED=1 "$2" -m mmrec.train --data "$3" --out "$4" --preset tiny --device "$5" \
       --steps 300 --batch-size 64 --max-len 512 --warmup 10 --log-every 10 --ckpt-every 100000 --threads "$(nproc)"' \
     _ "$ROOT" "$PY" "$KIT/train.mmrecds" "$WORK/train-$dev" "$dev"
   cp "$WORK/train-$dev/train-log.jsonl" "$RES/train-$dev.jsonl" 2>/dev/null
