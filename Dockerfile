@@ -10,6 +10,12 @@
 # /models (each served under its directory name). /states, owned by the server's
 # user, is where a volume for MMREC_STATE_CACHE_DIR can go. Without a GPU the server
 # falls back to CPU (--device auto) and says so in its log.
+#
+# Two GPU providers: CUDA (the provider libraries fetched by the install step below) and
+# WebGPU, built into onnxruntime-node and running on Vulkan. For WebGPU the image has the
+# Vulkan loader (libvulkan1), and NVIDIA_DRIVER_CAPABILITIES includes "graphics", which
+# makes the NVIDIA container runtime mount the driver's Vulkan ICD; the CUDA base image
+# sets only "compute,utility".
 
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -24,7 +30,7 @@ COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
  && apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libvulkan1 \
  && rm -rf /var/lib/apt/lists/* \
  && node --version && npm --version
 
@@ -51,7 +57,8 @@ ENV NODE_ENV=production \
     MMREC_HOST=0.0.0.0 \
     MMREC_PORT=8000 \
     MMREC_MODELS_DIR=/models \
-    MMREC_DEVICE=auto
+    MMREC_DEVICE=auto \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
 VOLUME ["/models"]
 EXPOSE 8000
 

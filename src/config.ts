@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
-export type Device = 'auto' | 'cuda' | 'cpu';
+export type Device = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface ServerConfig {
@@ -79,7 +79,7 @@ interface Setting {
   optional?: boolean;
 }
 
-const DEVICES = ['auto', 'cuda', 'cpu'] as const;
+const DEVICES = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS: readonly Setting[] = [
@@ -88,7 +88,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'modelsDir', flag: 'models-dir', kind: 'string', default: 'models', help: 'serve every model directory under this directory (when no --model is given)' },
   { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
   { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health and /metrics; repeat or separate with commas for several keys' },
-  { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (CUDA when available, else CPU), cuda (fail if unavailable), cpu' },
+  { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (the first of CUDA, WebGPU, CPU that starts), cuda or webgpu (fail if unavailable), cpu' },
   { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
   { key: 'interOpThreads', flag: 'inter-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads across operators (0 = onnxruntime default)' },
   { key: 'prefillChunkSize', flag: 'prefill-chunk-size', kind: 'int', default: '0', min: 0, max: 1 << 20, help: 'prompt tokens per prefill call, interleaved with decode steps: smaller keeps running streams smoother while a long prompt arrives (0 = engine default, 256)' },

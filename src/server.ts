@@ -37,7 +37,7 @@ export interface RunningServer {
 function providerReason(device: ServerConfig['device'], provider: string, engineReason?: string): string {
   if (engineReason) return engineReason;
   if (device !== 'auto') return `--device ${device}`;
-  return provider === 'cuda' ? 'device auto: the CUDA execution provider is available' : 'device auto: the CUDA execution provider is not available here';
+  return provider === 'cpu' ? 'device auto: no GPU execution provider is available here' : `device auto: the ${provider} execution provider is available`;
 }
 
 /**

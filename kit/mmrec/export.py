@@ -171,8 +171,14 @@ def export_onnx(model: MMRec, path: str) -> None:
     proto = onnx.load(tmp)
     os.remove(tmp)
     weights_to_fp16(proto)
-    if loop_sequences_to_scan_outputs(proto) != L:
-        raise RuntimeError("unexpected recurrence Loop shape in the exported graph; cannot use scan outputs")
+    rewritten = loop_sequences_to_scan_outputs(proto)
+    if rewritten == 0:
+        # A PyTorch whose exporter shapes the recurrence differently (none matched): the graph
+        # still computes the same function, only each Loop step costs onnxruntime more.
+        print("warning: the recurrence Loops keep the exporter's tensor sequences (no scan-output rewrite matched); "
+              "the model is correct but slower to run", file=sys.stderr)
+    elif rewritten != L:
+        raise RuntimeError(f"only {rewritten} of {L} recurrence Loops had the expected shape; refusing a half-rewritten graph")
     loops = [n for n in proto.graph.node if n.op_type == "Loop"]
     if len(loops) != L:
         raise RuntimeError(f"expected {L} ONNX Loop nodes (one recurrence per layer), found {len(loops)}")

@@ -5,7 +5,8 @@
 AdamW, linear warm-up then cosine decay, gradient clipping, a fixed seed (same
 data + arguments → same weights), periodic checkpoints (`<out>/ckpt.pt`) and
 `--resume`. A resumed run continues with exactly the batches and optimizer state
-an uninterrupted run would have had.
+an uninterrupted run would have had. `--device cuda` trains on a GPU (the CPU is
+the default); checkpoints are read back onto the CPU whatever they were saved from.
 
 Speed-ups, both exact for the loss being optimised:
 - the LM head is evaluated only at positions that carry a loss (assistant tokens);
@@ -53,7 +54,7 @@ def make_optimizer(model: MMRec, lr: float, weight_decay: float) -> torch.optim.
 
 def masked_loss(model: MMRec, inputs: torch.Tensor, labels: torch.Tensor, vocab: Optional[torch.Tensor], remap: Optional[torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over the positions whose label is not -100."""
-    x, _ = model.hidden(inputs, model.zero_state(inputs.size(0)))
+    x, _ = model.hidden(inputs, model.zero_state(inputs.size(0), inputs.device))
     sel = labels != IGNORE
     h = x[sel]
     target = labels[sel]
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the build machine has 2 cores)")
+    ap.add_argument("--device", default="cpu", help="torch device to train on: cpu (default), cuda, cuda:1, …")
     ap.add_argument("--full-softmax", action="store_true", help="softmax over all 100277 tokens (slow)")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -99,8 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device to train on; a CUDA device that is not there is an error, not a silent CPU run."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available to this PyTorch ({torch.__version__})")
+    return device
+
+
 def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
+    device = resolve_device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
@@ -114,8 +125,9 @@ def main(argv=None) -> None:
         cfg = MMRecConfig.from_dict(ckpt["config"])
         model = MMRec(cfg)
         model.load_state_dict(ckpt["model"])
+        model.to(device)
         opt = make_optimizer(model, a.lr, a.weight_decay)
-        opt.load_state_dict(ckpt["optimizer"])
+        opt.load_state_dict(ckpt["optimizer"])  # moves the optimizer state to the parameters' device
         start = ckpt["step"]
         print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
     else:
@@ -125,6 +137,7 @@ def main(argv=None) -> None:
         model = MMRec(cfg)
         if not a.full_softmax:
             model.set_unseen_bias(torch.from_numpy(vocab_np), UNSEEN_BIAS)
+        model.to(device)
         opt = make_optimizer(model, a.lr, a.weight_decay)
 
     vocab = remap = None
@@ -132,12 +145,13 @@ def main(argv=None) -> None:
         vocab = torch.from_numpy(vocab_np)
         remap = torch.full((cfg.vocab_size,), -1, dtype=torch.long)
         remap[vocab] = torch.arange(len(vocab))
+        vocab, remap = vocab.to(device), remap.to(device)
 
     args_dict = vars(a)
     with open(os.path.join(a.out, "train-args.json"), "w") as f:
         json.dump(args_dict, f, indent=2)
     print(
-        f"model: {count_parameters(model):,} parameters {json.dumps(cfg.to_dict())}\n"
+        f"model: {count_parameters(model):,} parameters {json.dumps(cfg.to_dict())} on {device}\n"
         f"data: {len(ds)} conversations, {ds.header['tokens']} tokens, {ds.header['trained_tokens']} trained, "
         f"corpus vocabulary {len(vocab_np)} tokens",
         file=sys.stderr,
@@ -154,7 +168,7 @@ def main(argv=None) -> None:
         lr = lr_at(step, a.lr, a.warmup, a.steps, a.min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr
-        inputs, labels = torch.from_numpy(inputs_np), torch.from_numpy(labels_np)
+        inputs, labels = torch.from_numpy(inputs_np).to(device), torch.from_numpy(labels_np).to(device)
         loss = masked_loss(model, inputs, labels, vocab, remap)
         opt.zero_grad(set_to_none=True)
         loss.backward()

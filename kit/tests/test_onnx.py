@@ -129,3 +129,22 @@ def test_export_cli_random(tmp_path):
     assert cfg["model"]["d_model"] == 16 and cfg["model"]["n_layers"] == 1 and cfg["model"]["embed_rank"] == 4
     proto = onnx.load(str(out / "model.onnx"))
     assert [i.name for i in proto.graph.input] == ["input_ids", "state_in.0"]
+
+
+def test_export_without_the_scan_rewrite_warns_and_stays_correct(tmp_path, monkeypatch, capsys):
+    """An exporter whose Loops the rewrite does not recognise (another PyTorch) still gives a working model."""
+    import mmrec.export as export
+
+    monkeypatch.setattr(export, "loop_sequences_to_scan_outputs", lambda proto: 0)
+    torch.manual_seed(4)
+    model = MMRec(get_config("test"))
+    out = str(tmp_path / "plain")
+    export_dir(model, out, "mm-rec-plain", trained=False)
+    assert "keep the exporter's tensor sequences" in capsys.readouterr().err
+    graph = onnx.load(os.path.join(out, "model.onnx")).graph
+    assert sum(n.op_type == "Loop" for n in graph.node) == model.cfg.n_layers
+    assert any(n.op_type == "ConcatFromSequence" for n in graph.node), "the sequences are still there"
+    ids = np.random.default_rng(1).integers(0, model.cfg.vocab_size, size=(2, 9))
+    (logits, _), = run_onnx(out, ids, [[9]], str(tmp_path / "ort"))
+    ref, _ = _torch_run(model, ids, [9])
+    assert rel_err(logits, ref) < 1e-4

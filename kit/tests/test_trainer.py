@@ -70,3 +70,21 @@ def test_different_seed_differs(toy, tmp_path):
     wa = load_checkpoint(os.path.join(a, "final.pt"))["model"]["blocks.0.w_z.weight"]
     wb = load_checkpoint(os.path.join(b, "final.pt"))["model"]["blocks.0.w_z.weight"]
     assert not torch.equal(wa, wb)
+
+
+def test_device_cuda_without_cuda_is_an_error_not_a_cpu_run(toy, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available to this PyTorch, so the missing-CUDA error cannot be shown here")
+    out = str(tmp_path / "run")
+    with pytest.raises(SystemExit, match="--device cuda: CUDA is not available"):
+        train.main(_args(toy, out, 2, "--device", "cuda"))
+    assert not os.path.exists(os.path.join(out, "train-log.jsonl")), "nothing was trained"
+
+
+def test_explicit_cpu_device_trains_like_the_default(toy, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    train.main(_args(toy, a, 6))
+    train.main(_args(toy, b, 6, "--device", "cpu"))
+    sa, sb = load_checkpoint(os.path.join(a, "final.pt")), load_checkpoint(os.path.join(b, "final.pt"))
+    for k, v in sa["model"].items():
+        assert torch.equal(v, sb["model"][k]), k

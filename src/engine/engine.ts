@@ -70,7 +70,7 @@ export interface StateCacheSettings {
 }
 
 export interface EngineOptions {
-  /** auto: CUDA when available, else CPU (the reason lands in info.providerReason). */
+  /** auto: CUDA, else WebGPU, else CPU (the reasons land in info.providerReason). */
   device?: ExecutionProviderChoice;
   intraOpThreads?: number;
   interOpThreads?: number;

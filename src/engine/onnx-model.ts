@@ -10,12 +10,11 @@
  * directly only there and by tools that have no event loop to protect.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { openOnProvider, ProviderUnavailableError, type ExecutionProvider, type ExecutionProviderChoice } from './execution-provider.ts';
 import type { RecurrentState, StateArray, StateDtype, StateSpec } from './state.ts';
 
-export type ExecutionProviderChoice = 'auto' | 'cuda' | 'cpu';
+export type { ExecutionProvider, ExecutionProviderChoice } from './execution-provider.ts';
 
 export interface SessionSettings {
   executionProvider: ExecutionProviderChoice;
@@ -43,8 +42,8 @@ export interface ModelSignature {
 
 /** What runs the graph: the in-thread OnnxModel, or the worker proxy around it. */
 export interface ModelRunner {
-  readonly executionProvider: 'cuda' | 'cpu';
-  /** Why that provider: e.g. "cuda: …unavailable…, using cpu". For the server log. */
+  readonly executionProvider: ExecutionProvider;
+  /** Why that provider: e.g. "cuda: …unavailable…; webgpu: …; using cpu". For the server log. */
   readonly providerNote: string;
   readonly signature: ModelSignature;
   /** `inputIds`: one row per batch item, all of one length. */
@@ -58,22 +57,12 @@ const INPUT_IDS = 'input_ids';
 const LOGITS = 'logits';
 const STATE_IN = /^state_in\.(\d+)$/;
 
-function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split('\n')[0].trim();
-}
-
-/** Where onnxruntime-node looks for the CUDA provider library it does not bundle. */
-function cudaProviderLibrary(): string {
-  const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
-  return join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
-}
-
-async function createSession(path: string, settings: SessionSettings, provider: 'cuda' | 'cpu'): Promise<ort.InferenceSession> {
+async function createSession(path: string, settings: SessionSettings, provider: ExecutionProvider, quiet: boolean): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    // A failed CUDA probe is reported in providerNote; onnxruntime's own log line would only repeat it.
-    logSeverityLevel: provider === 'cuda' && settings.executionProvider === 'auto' ? 4 : 3,
+    // A failed probe of `auto` is reported in providerNote; onnxruntime's own log line would only repeat it.
+    logSeverityLevel: quiet ? 4 : 3,
   };
   // onnxruntime-node refuses keys that are present but undefined.
   if (settings.intraOpThreads) options.intraOpNumThreads = settings.intraOpThreads;
@@ -85,29 +74,23 @@ async function createSession(path: string, settings: SessionSettings, provider: 
   return ort.InferenceSession.create(path, options);
 }
 
-interface OpenedSession {
-  session: ort.InferenceSession;
-  provider: 'cuda' | 'cpu';
-  note: string;
+/** The session on the provider settings ask for (see execution-provider.ts); a requested provider that cannot run is a ModelLoadError. */
+async function openSession(path: string, settings: SessionSettings) {
+  try {
+    return await openOnProvider(settings.executionProvider, (provider, quiet) => createSession(path, settings, provider, quiet));
+  } catch (e) {
+    throw e instanceof ProviderUnavailableError ? new ModelLoadError(e.message) : e;
+  }
 }
 
-/** auto: CUDA when it can be had, else CPU with the reason; cuda: CUDA or an error; cpu: CPU. */
-async function openSession(path: string, settings: SessionSettings): Promise<OpenedSession> {
-  if (settings.executionProvider === 'cpu') return { session: await createSession(path, settings, 'cpu'), provider: 'cpu', note: 'cpu: requested' };
-
-  let unavailable: string;
-  const library = cudaProviderLibrary();
-  if (!existsSync(library)) {
-    unavailable = `CUDA provider unavailable in this onnxruntime-node build (${library} is not installed; install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 on a CUDA 12 host)`;
-  } else {
-    try {
-      return { session: await createSession(path, settings, 'cuda'), provider: 'cuda', note: 'cuda: CUDA provider loaded' };
-    } catch (e) {
-      unavailable = `CUDA provider failed to start (${firstLine(e)})`;
-    }
-  }
-  if (settings.executionProvider === 'cuda') throw new ModelLoadError(`execution provider cuda was requested but ${unavailable}`);
-  return { session: await createSession(path, settings, 'cpu'), provider: 'cpu', note: `cuda: ${unavailable}, using cpu` };
+/**
+ * A run's output as a CPU typed array. onnxruntime-node returns outputs in CPU
+ * memory unless the session asks for another location (preferredOutputLocation,
+ * which createSession never sets); anything else is downloaded here, so every
+ * caller (batching, the state cache, sampling) sees CPU arrays whatever the provider.
+ */
+export async function cpuData(tensor: ort.Tensor): Promise<ort.Tensor['data']> {
+  return tensor.location === 'cpu' ? tensor.data : tensor.getData(true);
 }
 
 /** Reads the state tensors from the graph; refuses a graph that breaks the §3 contract, saying how. */
@@ -153,7 +136,7 @@ function discoverSignature(session: ort.InferenceSession, path: string): ModelSi
 export class OnnxModel implements ModelRunner {
   private constructor(
     private readonly session: ort.InferenceSession,
-    readonly executionProvider: 'cuda' | 'cpu',
+    readonly executionProvider: ExecutionProvider,
     readonly providerNote: string,
     readonly signature: ModelSignature,
   ) {}
@@ -190,14 +173,16 @@ export class OnnxModel implements ModelRunner {
     const out = await this.session.run(feeds, fetches);
     const runMs = performance.now() - started;
 
-    const tensors = states.map((spec) => {
-      const data = out[spec.outputName].data as StateArray;
+    const tensors: StateArray[] = [];
+    for (const spec of states) {
+      const data = (await cpuData(out[spec.outputName])) as StateArray;
       if (data.length !== batch * spec.rowSize) {
         throw new Error(`${spec.outputName} has ${data.length} elements, expected ${batch} × ${spec.rowSize} like ${spec.inputName}`);
       }
-      return data;
-    });
-    return { logits: logits === 'none' ? [] : splitLogits(out[LOGITS], batch, seq, logits), state: { batch, tensors }, runMs };
+      tensors.push(data);
+    }
+    const logitsData = logits === 'none' ? undefined : ((await cpuData(out[LOGITS])) as Float32Array);
+    return { logits: logitsData ? splitLogits(logitsData, batch, seq, logits as 'last' | 'all') : [], state: { batch, tensors }, runMs };
   }
 
   async dispose(): Promise<void> {
@@ -205,8 +190,7 @@ export class OnnxModel implements ModelRunner {
   }
 }
 
-function splitLogits(tensor: ort.Tensor, batch: number, seq: number, wanted: 'last' | 'all'): Float32Array[] {
-  const data = tensor.data as Float32Array;
+function splitLogits(data: Float32Array, batch: number, seq: number, wanted: 'last' | 'all'): Float32Array[] {
   const vocab = data.length / (batch * seq);
   const rows: Float32Array[] = [];
   for (let r = 0; r < batch; r++) {

@@ -119,9 +119,9 @@ export interface ModelInfo {
   contextLength: number;
   vocabSize: number;
   eosTokenIds: number[];
-  /** "cuda" or "cpu": the execution provider the session actually runs on. */
+  /** "cuda", "webgpu" or "cpu": the execution provider the session actually runs on. */
   executionProvider: string;
-  /** Why that provider, for the start-up log (e.g. "cuda: … unavailable …, using cpu"). */
+  /** Why that provider, for the start-up log (e.g. "cuda: … unavailable …; webgpu: …; using cpu"). */
   providerReason?: string;
   createdAt: number;
 }

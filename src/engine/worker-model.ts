@@ -6,7 +6,7 @@
  * not copied.
  */
 import { Worker } from 'node:worker_threads';
-import type { ForwardResult, LogitsWanted, ModelRunner, ModelSignature, SessionSettings } from './onnx-model.ts';
+import type { ExecutionProvider, ForwardResult, LogitsWanted, ModelRunner, ModelSignature, SessionSettings } from './onnx-model.ts';
 import { ModelLoadError } from './onnx-model.ts';
 import type { RecurrentState } from './state.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.ts';
@@ -37,7 +37,7 @@ export class WorkerModel implements ModelRunner {
 
   private constructor(
     private readonly worker: Worker,
-    readonly executionProvider: 'cuda' | 'cpu',
+    readonly executionProvider: ExecutionProvider,
     readonly providerNote: string,
     readonly signature: ModelSignature,
   ) {

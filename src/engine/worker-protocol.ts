@@ -1,5 +1,5 @@
 /** Messages between WorkerModel (main thread) and model-worker.ts. */
-import type { ForwardResult, LogitsWanted, ModelSignature, SessionSettings } from './onnx-model.ts';
+import type { ExecutionProvider, ForwardResult, LogitsWanted, ModelSignature, SessionSettings } from './onnx-model.ts';
 import type { RecurrentState } from './state.ts';
 
 export interface WorkerInit {
@@ -12,7 +12,7 @@ export type WorkerRequest =
   | { kind: 'dispose'; id: number };
 
 export type WorkerReply =
-  | { kind: 'loaded'; id: 0; executionProvider: 'cuda' | 'cpu'; providerNote: string; signature: ModelSignature }
+  | { kind: 'loaded'; id: 0; executionProvider: ExecutionProvider; providerNote: string; signature: ModelSignature }
   | { kind: 'forward'; id: number; result: ForwardResult }
   | { kind: 'disposed'; id: number }
   | { kind: 'error'; id: number; message: string; stack?: string };

@@ -27,7 +27,7 @@ test('--help lists every option with its environment variable', async () => {
 test('invalid configuration stops start-up with one clear line', async () => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
     [['--port', 'eighty'], {}, /--port must be an integer/],
-    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, cpu/],
+    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, webgpu, cpu/],
     [[], { MMREC_MAX_QUEUE: '-3' }, /MMREC_MAX_QUEUE must be between/],
     [['--models-dir', mkdtempSync(`${tmpdir()}/mmrec-empty-`)], {}, /no model directory/],
     [['--model', `${ROOT}src`], {}, /is not a model directory/],
@@ -43,6 +43,30 @@ test('invalid configuration stops start-up with one clear line', async () => {
     assert.equal(lines.length, 1, `one line: ${r.stderr}`);
     assert.match(lines[0], re);
     assert.equal(r.stdout, '');
+  }
+});
+
+/** No Vulkan driver, whatever this host has installed: a Vulkan loader, if there is one, is pointed at a driver manifest that does not exist. */
+const NO_VULKAN_DRIVER = { VK_ICD_FILENAMES: '/nonexistent/mmrec-no-driver.json', VK_DRIVER_FILES: '/nonexistent/mmrec-no-driver.json' };
+
+test('--device webgpu without a WebGPU adapter stops start-up with one clear line and exit code 1', async () => {
+  const r = await run(process.execPath, [...server, '--model', MODEL_DIR, '--port', '0', '--device', 'webgpu'], { env: NO_VULKAN_DRIVER });
+  assert.equal(r.code, 1, r.stderr);
+  // Where a Vulkan loader is installed, Dawn (inside onnxruntime) prints its own "Warning: …" and
+  // "    at …" lines (and a blank one) about it to stderr; every other line there is the server's.
+  const ours = r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^Warning: |^\s+at /.test(l));
+  assert.equal(ours.length, 1, r.stderr);
+  assert.match(ours[0], /^mmrec-server: cannot load models: execution provider webgpu was requested but (no Vulkan loader|no WebGPU adapter) \(/);
+});
+
+test('--device auto without a GPU runs on the CPU and logs why CUDA and WebGPU were passed over', async () => {
+  const s = await startServer(['--device', 'auto'], NO_VULKAN_DRIVER);
+  try {
+    const loaded = s.logs.find((l) => l.model === MODEL && typeof l.execution_provider === 'string');
+    assert.equal(loaded?.execution_provider, 'cpu');
+    assert.match(String(loaded?.msg), /^model mm-rec-tiny runs on cpu \(cuda: CUDA provider .+; webgpu: (no Vulkan loader|no WebGPU adapter) .+; using cpu\)$/);
+  } finally {
+    await s.stop();
   }
 });
 

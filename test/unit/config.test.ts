@@ -29,6 +29,15 @@ test('flags in both forms, and a flag wins over the environment', () => {
   assert.equal(c.maxQueue, 3);
 });
 
+test('--device takes auto, cuda, webgpu and cpu, from the flag or MMREC_DEVICE', () => {
+  for (const device of ['auto', 'cuda', 'webgpu', 'cpu']) {
+    assert.equal(parse(['--device', device]).device, device);
+    assert.equal(parse([], { MMREC_DEVICE: device }).device, device);
+  }
+  assert.equal(parse(['--device=webgpu'], { MMREC_DEVICE: 'cpu' }).device, 'webgpu');
+  assert.match(helpText(), /--device <auto\|cuda\|webgpu\|cpu>/);
+});
+
 test('every setting has an environment variable', () => {
   for (const s of SETTINGS) {
     const env = { [envName(s.flag)]: s.kind === 'int' ? String(s.min ?? 1) : s.kind === 'enum' ? s.values![0] : 'x' };
@@ -49,7 +58,7 @@ test('invalid values fail with one line naming the setting', () => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
     [['--port', 'abc'], {}, /--port must be an integer/],
     [['--port', '70000'], {}, /--port must be between 0 and 65535/],
-    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, cpu/],
+    [['--device', 'tpu'], {}, /--device must be one of auto, cuda, webgpu, cpu/],
     [[], { MMREC_MAX_N: '0' }, /MMREC_MAX_N must be between 1/],
     [['--bogus', '1'], {}, /unknown option --bogus/],
     [['--port'], {}, /--port needs a value/],
