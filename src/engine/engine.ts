@@ -28,7 +28,8 @@
  * prefills only its new messages.
  */
 import { statSync } from 'node:fs';
-import type { ConstraintMatcher, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo } from './types.ts';
+import type { ConstraintMatcher, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
+import { DEFAULT_SCORING, scoreSequences } from './scoring.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
 import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
@@ -141,6 +142,10 @@ interface Sequence {
 /** One prompt being prefilled, for one generation or several with the same prompt. */
 interface PrefillTask {
   prompt: readonly number[];
+  /** Which initial state the prompt starts from ('' = zeros): only prompts from the same one share a prefill. */
+  variant: string;
+  /** Prepended to the prompt in the cache's keys: a state-tuned model's states live apart from the base's. */
+  keyPrefix: readonly number[];
   /** Prompt tokens fed so far (the state covers prompt[0..pos)). */
   pos: number;
   /** Prefill stops before the last prompt token, which is fed by the first decode step. */
@@ -234,6 +239,28 @@ export class MMRecEngine implements Engine {
     return s;
   }
 
+  /**
+   * Teacher-forced scores (scoring.ts). Its model calls queue behind the
+   * scheduler's at the model worker, so a scoring run shares the model with
+   * live traffic call by call rather than holding it.
+   */
+  score(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<ScoreResult[]> {
+    if (this.closing) return Promise.reject(new EngineClosedError());
+    for (const r of requests) {
+      if (r.ids.length !== r.mask.length) throw new RangeError(`a scored sequence has ${r.ids.length} ids and ${r.mask.length} mask entries`);
+      const bad = r.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
+      if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
+    }
+    const run = scoreSequences(this.model, requests, { ...DEFAULT_SCORING, padId: this.info.eosTokenIds[0], signal });
+    const tracked = run.then(
+      () => undefined as unknown as GenerationResult,
+      () => undefined as unknown as GenerationResult,
+    );
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+    return run;
+  }
+
   generate(request: GenerateRequest): Generation {
     if (this.closing) throw new EngineClosedError();
     this.validate(request);
@@ -311,6 +338,12 @@ export class MMRecEngine implements Engine {
     const bad = promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
     if (bad !== undefined) throw new RangeError(`prompt token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
+    const initial = request.initialState?.state;
+    if (initial) {
+      const specs = this.model.signature.states;
+      const fits = initial.batch === 1 && initial.tensors.length === specs.length && specs.every((spec, i) => initial.tensors[i].length === spec.rowSize && (spec.dtype === 'float16') === initial.tensors[i] instanceof Uint16Array);
+      if (!fits) throw new RangeError(`the initial state "${request.initialState!.key}" does not have this model's state shapes`);
+    }
   }
 
   /** Starts the scheduler loop unless it runs. It starts on a microtask, so generations created together (n choices) are admitted together. */
@@ -415,34 +448,54 @@ export class MMRecEngine implements Engine {
     }
   }
 
+  /**
+   * A cache key token per initial state: negative, so it can never equal a
+   * token id, and first in the key, so the states of different initial
+   * states never share a prefix.
+   */
+  private readonly variantTokens = new Map<string, number>();
+
+  private keyPrefixOf(request: GenerateRequest): number[] {
+    const key = request.initialState?.key;
+    if (key === undefined) return [];
+    let token = this.variantTokens.get(key);
+    if (token === undefined) {
+      token = -1 - this.variantTokens.size;
+      this.variantTokens.set(key, token);
+    }
+    return [token];
+  }
+
   /** Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest. */
   private activate(seq: Sequence): void {
     const prompt = seq.request.promptIds;
     const end = prompt.length - 1;
-    const shared = this.prefills.find((t) => t.members.length > 0 && samePrompt(t.prompt, prompt));
+    const variant = seq.request.initialState?.key ?? '';
+    const shared = this.prefills.find((t) => t.members.length > 0 && t.variant === variant && samePrompt(t.prompt, prompt));
     if (shared) {
       shared.members.push(seq);
       seq.cachedTokens = shared.cachedTokens;
       return;
     }
+    const keyPrefix = this.keyPrefixOf(seq.request);
     let state: RecurrentState | undefined;
     let pos = 0;
     if (this.cache && end > 0) {
-      const hit = this.cache.lookup(prompt, end);
-      if (hit) {
+      const hit = this.cache.lookup(keyPrefix.length > 0 ? [...keyPrefix, ...prompt] : prompt, end + keyPrefix.length);
+      if (hit && hit.length > keyPrefix.length) {
         state = hit.state;
-        pos = hit.length;
+        pos = hit.length - keyPrefix.length;
       }
     }
     seq.cachedTokens = pos;
-    state ??= emptyState(this.model.signature.states, 1);
+    state ??= seq.request.initialState?.state ?? emptyState(this.model.signature.states, 1);
     if (pos === end) {
       seq.state = state;
       this.decoding.push(seq);
       return;
     }
     const cuts = [...new Set(seq.request.cacheBoundaries ?? [])].filter((b) => b > pos && b < end).sort((a, b) => a - b);
-    this.prefills.push({ prompt, pos, end, state, cuts, members: [seq], cachedTokens: pos });
+    this.prefills.push({ prompt, variant, keyPrefix, pos, end, state, cuts, members: [seq], cachedTokens: pos });
   }
 
   /** Aborted generations leave the batch (and the queue) before the next step. */
@@ -502,7 +555,10 @@ export class MMRecEngine implements Engine {
       return;
     }
     // The state at a boundary and at the end of the prompt is what a later request may continue from.
-    if (this.cache && (to === task.end || task.cuts[0] === to)) this.cache.insert(task.prompt, to, task.state);
+    if (this.cache && (to === task.end || task.cuts[0] === to)) {
+      const key = task.keyPrefix.length > 0 ? [...task.keyPrefix, ...task.prompt] : task.prompt;
+      this.cache.insert(key, to + task.keyPrefix.length, task.state);
+    }
     if (to < task.end) return;
     this.prefills = this.prefills.filter((t) => t !== task);
     for (const s of task.members) {
@@ -559,7 +615,8 @@ export class MMRecEngine implements Engine {
       s.state = out.state;
       if (s.tail) {
         // The state now covers the prompt and every generated token: the next turn starts here.
-        this.cache?.insert([...s.request.promptIds, ...s.output], s.request.promptIds.length + s.output.length, s.state);
+        const keyPrefix = this.keyPrefixOf(s.request);
+        this.cache?.insert([...keyPrefix, ...s.request.promptIds, ...s.output], keyPrefix.length + s.request.promptIds.length + s.output.length, s.state);
         leaving.add(s);
         continue;
       }

@@ -3,6 +3,7 @@
  * and abort signals; it knows nothing about HTTP, JSON or chat messages.
  */
 import type { StateCacheStats } from './state-cache.ts';
+import type { RecurrentState } from './state.ts';
 import type { TokenMask } from './constraint/token-mask.ts';
 
 /** Per-request sampling settings, already validated and defaulted by the protocol layer. */
@@ -53,6 +54,38 @@ export interface GenerateRequest {
    * with the state cache on, keeps the state at each one.
    */
   cacheBoundaries?: readonly number[];
+  /**
+   * Start from this state instead of all zeros (a state-tuned model: its trained
+   * initial state on the base graph). `key` names it: cached states of one
+   * initial state are never restored for another.
+   */
+  initialState?: InitialState;
+}
+
+export interface InitialState {
+  key: string;
+  /** batch 1; never modified. */
+  state: RecurrentState;
+}
+
+/**
+ * Teacher-forced scoring of one sequence: the model reads `ids`, and at every
+ * position where `mask` is 1 its prediction of that token is scored (as the
+ * trainer's loss is: position i predicts ids[i] from ids[0..i)).
+ */
+export interface ScoreRequest {
+  ids: readonly number[];
+  mask: Uint8Array;
+  initialState?: InitialState;
+}
+
+export interface ScoreResult {
+  /** Sum over the scored positions of −log p(target). */
+  nll: number;
+  /** Scored positions. */
+  tokens: number;
+  /** Scored positions where the target was the most likely token. */
+  correct: number;
 }
 
 /** A rule over the tokens a generation may produce; shared by generations, stateless itself. */
@@ -140,6 +173,8 @@ export interface EngineStats {
 export interface Engine {
   readonly info: ModelInfo;
   generate(request: GenerateRequest): Generation;
+  /** Teacher-forced scores of many sequences, batched (engines without it cannot compute perplexity). */
+  score?(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<ScoreResult[]>;
   /** Scheduler and cache numbers (engines that have none leave it out). */
   stats?(): EngineStats;
   /** Stop accepting work; resolves once in-flight generations are done or aborted. */
