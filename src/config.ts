@@ -48,6 +48,13 @@ export interface ServerConfig {
   maxQueue: number;
   /** Seconds in-flight requests get to finish after SIGTERM before they are aborted. */
   shutdownTimeout: number;
+  /** Tools and structured outputs: see serving/constraints.ts GrammarLimits. */
+  maxTools: number;
+  maxSchemaDepth: number;
+  maxGrammarBytes: number;
+  maxGrammarBranches: number;
+  grammarCacheBytes: number;
+  constraintBytes: number;
   logLevel: LogLevel;
 }
 
@@ -94,6 +101,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxConcurrency', flag: 'max-concurrency', kind: 'int', default: '64', min: 1, max: 100000, help: 'requests generating at once (they share the batched decode steps); more wait in the queue' },
   { key: 'maxQueue', flag: 'max-queue', kind: 'int', default: '64', min: 0, max: 1000000, help: 'requests waiting for a slot; when full, new requests get 429' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds in-flight requests get to finish after SIGTERM/SIGINT before they are aborted' },
+  { key: 'maxTools', flag: 'max-tools', kind: 'int', default: '128', min: 1, max: 100000, help: 'tools per request (OpenAI: 128); more: 400' },
+  { key: 'maxSchemaDepth', flag: 'max-schema-depth', kind: 'int', default: '64', min: 2, max: 1000, help: 'nesting (objects and arrays) of a tool\'s parameters or a response_format schema; deeper: 400' },
+  { key: 'maxGrammarBytes', flag: 'max-grammar-bytes', kind: 'int', default: String(8 * 2 ** 20), min: 1 << 16, max: 2 ** 34, help: 'estimated bytes of the grammar compiled for one request\'s tools and response_format; larger: 400' },
+  { key: 'maxGrammarBranches', flag: 'max-grammar-branches', kind: 'int', default: '256', min: 2, max: 65536, help: 'alternatives one position of that grammar may open at once (anyOf branches, optional properties); more: 400. Bounds the cost of each token mask' },
+  { key: 'grammarCacheBytes', flag: 'grammar-cache-bytes', kind: 'int', default: String(256 * 2 ** 20), min: 0, max: 2 ** 40, help: 'estimated bytes of compiled tool/response_format constraints (grammar, masks) kept for later requests of the same shape, least recently used out' },
+  { key: 'constraintBytes', flag: 'constraint-bytes', kind: 'int', default: String(32 * 2 ** 20), min: 1 << 20, max: 2 ** 36, help: 'estimated bytes of masks and automaton frames one constraint keeps; when full it starts over' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
 ];
 

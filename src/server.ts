@@ -108,6 +108,14 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const app = await buildApp({
     registry,
     limits: { maxTokens: config.maxTokens, maxN: config.maxN },
+    grammarLimits: {
+      maxTools: config.maxTools,
+      maxSchemaDepth: config.maxSchemaDepth,
+      maxGrammarBytes: config.maxGrammarBytes,
+      maxGrammarBranches: config.maxGrammarBranches,
+      cacheBytes: config.grammarCacheBytes,
+      constraintBytes: config.constraintBytes,
+    },
     admission: new Admission(config.maxConcurrency, config.maxQueue),
     metrics,
     apiKeys: config.apiKeys,

@@ -7,10 +7,17 @@
  * Numbers of one length in [a, b] are built digit by digit: the first digit
  * of a, then the rest from a's rest up to 9…9; the digits strictly between,
  * then anything; the first digit of b, then 0…0 up to b's rest.
+ *
+ * Digits are bounded (as llama.cpp's json-schema-to-grammar bounds them): at
+ * most MAX_INTEGER_DIGITS, or as many as the lower bound's magnitude has when
+ * it has more; a range reaching further is cut there. So a number always ends,
+ * and bounds like ±1e300 cost a grammar of 16 lengths, not 300.
  */
 import type { GrammarBuilder, GrammarNode } from '../engine/constraint/grammar.ts';
 
 const DIGITS = '0123456789';
+/** The most digits an integer is written with (unless its range needs more). */
+export const MAX_INTEGER_DIGITS = 16;
 
 export function integerRange(g: GrammarBuilder, min: bigint | undefined, max: bigint | undefined): GrammarNode {
   const parts: GrammarNode[] = [];
@@ -21,19 +28,19 @@ export function integerRange(g: GrammarBuilder, min: bigint | undefined, max: bi
   return g.choice(...parts);
 }
 
-/** The integers in [lo, hi] (lo ≥ 1; hi undefined = no bound); nothing when the range is empty. */
-function positive(g: GrammarBuilder, lo: bigint, hi: bigint | undefined): GrammarNode {
-  if (hi !== undefined && hi < lo) return g.choice();
+/** The integers in [lo, hi] (lo ≥ 1; hi undefined = no bound) with no more digits than allowed; nothing when the range is empty. */
+function positive(g: GrammarBuilder, lo: bigint, bound: bigint | undefined): GrammarNode {
   const loDigits = lo.toString().length;
+  const cap = 10n ** BigInt(Math.max(MAX_INTEGER_DIGITS, loDigits)) - 1n;
+  const hi = bound === undefined || bound > cap ? cap : bound;
+  if (hi < lo) return g.choice();
   const options: GrammarNode[] = [];
-  const lastLength = hi === undefined ? loDigits : hi.toString().length;
+  const lastLength = hi.toString().length;
   for (let length = loDigits; length <= lastLength; length++) {
     const from = length === loDigits ? lo : 10n ** BigInt(length - 1);
-    const to = hi !== undefined && length === lastLength ? hi : 10n ** BigInt(length) - 1n;
+    const to = length === lastLength ? hi : 10n ** BigInt(length) - 1n;
     options.push(sameLength(g, from.toString(), to.toString()));
   }
-  // Unbounded above: any number longer than lo.
-  if (hi === undefined) options.push(g.seq(g.oneOf('123456789'), ...Array.from({ length: loDigits }, () => g.oneOf(DIGITS)), g.star(g.oneOf(DIGITS))));
   return g.choice(...options);
 }
 

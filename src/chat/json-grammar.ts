@@ -21,17 +21,33 @@
  * since they can never be required); numbers have no leading zeros; enum and
  * const values are written as JSON.stringify writes them.
  */
-import { GrammarBuilder, GrammarError, type GrammarNode } from '../engine/constraint/grammar.ts';
+import { GrammarBuilder, GrammarError, GrammarLimitError, type GrammarNode } from '../engine/constraint/grammar.ts';
 import { integerRange } from './integer-range.ts';
 
-/** A schema the grammar cannot express, or not a valid schema; `at` is a JSON pointer into it. */
+/** A schema the grammar cannot express, or not a valid schema; `at` is a JSON pointer into it; `limit` names the cost limit it is over, if that is why. */
 export class SchemaError extends Error {
   constructor(
     readonly reason: string,
     readonly at: string,
+    readonly limit?: 'depth' | 'bytes' | 'branching',
   ) {
     super(`${reason} (at ${at})`);
   }
+}
+
+/** How deep a JSON value nests (a scalar: 0), counted without recursion and no further than `stop` + 1. */
+export function nesting(value: unknown, stop: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    const here = d + 1;
+    if (here > deepest) deepest = here;
+    if (here > stop) return here;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, here]);
+  }
+  return deepest;
 }
 
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'] as const;
@@ -47,6 +63,7 @@ const CONSTRAINTS = new Set(['type', 'enum', 'const', 'anyOf', '$ref', ...OBJECT
 const MAX_UNROLLED_ITEMS = 1000;
 
 type Schema = Record<string, unknown>;
+const encoder = new TextEncoder();
 
 function isObject(v: unknown): v is Schema {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -147,16 +164,33 @@ export class JsonGrammar {
   }
 }
 
+export interface SchemaOptions {
+  /** Nesting of the schema document (objects and arrays); deeper is a SchemaError before anything is compiled. */
+  maxDepth?: number;
+}
+
+/** The default nesting limit (see SchemaOptions.maxDepth). */
+export const DEFAULT_SCHEMA_DEPTH = 64;
+
 /**
  * The grammar of the compact JSON texts valid against `schema`. Throws
- * SchemaError for what is outside the subset, for an invalid schema, and for
- * a schema no finite JSON value satisfies.
+ * SchemaError for what is outside the subset, for an invalid schema, for a
+ * schema no finite JSON value satisfies, and for one over the limits (its
+ * nesting, the grammar's size or branching: see GrammarBuilder's limits).
  */
-export function compileSchema(json: JsonGrammar, schema: unknown): GrammarNode {
-  const root = new SchemaCompiler(json, schema).pointer('#', '#');
+export function compileSchema(json: JsonGrammar, schema: unknown, options: SchemaOptions = {}): GrammarNode {
+  const maxDepth = options.maxDepth ?? DEFAULT_SCHEMA_DEPTH;
+  const depth = nesting(schema, maxDepth);
+  if (depth > maxDepth) throw new SchemaError(`the schema nests deeper than ${maxDepth} levels`, '#', 'depth');
+  let root: GrammarNode;
   try {
+    root = new SchemaCompiler(json, schema).pointer('#', '#');
     json.g.check(root);
   } catch (e) {
+    if (e instanceof GrammarLimitError) {
+      const what = e.limit === 'bytes' ? `the schema's grammar would take more than ${json.g.limits.maxBytes} bytes` : e.message;
+      throw new SchemaError(what, '#', e.limit);
+    }
     if (e instanceof GrammarError) throw new SchemaError('the schema refers back to itself without an object or array in between', '#');
     throw e;
   }
@@ -272,8 +306,8 @@ class SchemaCompiler {
       values = [schema.const];
     }
     if (types) values = values.filter((v) => types.some((t) => hasType(v, t)));
-    const texts = [...new Set(values.map((v) => JSON.stringify(v)))];
-    return this.g.choice(...texts.map((t) => this.g.bytes(t)));
+    // One terminal for all values (a trie): an enum of thousands opens one thread, not thousands.
+    return this.g.literals(values.map((v) => encoder.encode(JSON.stringify(v))));
   }
 
   private typed(type: JsonType, schema: Schema, at: string): GrammarNode {
@@ -347,38 +381,39 @@ class SchemaCompiler {
     const props = (properties ?? {}) as Schema;
     const names = Object.keys(props);
     const mustHave = new Set(required as string[] | undefined);
-    for (const r of mustHave) if (!names.includes(r)) names.push(r); // required but not described: any value
-    const member = names.map((name) =>
-      g.seq(g.bytes(`${JSON.stringify(name)}:`), Object.hasOwn(props, name) ? this.compile(props[name], `${at}/properties/${escapePointer(name)}`) : this.json.value()),
-    );
-    return g.seq(g.bytes('{'), orderedMembers(g, member, names.map((n) => mustHave.has(n))), g.bytes('}'));
+    const declared = new Set(names);
+    for (const r of mustHave) if (!declared.has(r)) names.push(r); // required but not described: any value
+    const values = names.map((name) => (Object.hasOwn(props, name) ? this.compile(props[name], `${at}/properties/${escapePointer(name)}`) : this.json.value()));
+    return g.seq(g.bytes('{'), orderedMembers(g, names, values, names.map((n) => mustHave.has(n))), g.bytes('}'));
   }
 }
 
 /**
  * Members in the given order, each required one present, each optional one
  * present or not, separated by commas: a choice of which member comes first
- * (any up to the first required one), then for each later member "," + member,
- * optional where the member is.
+ * (any up to the first required one), then for each later member `,"key":`
+ * and its value, optional where the member is. Linear in the members: the
+ * chain shares its tails.
  */
-function orderedMembers(g: GrammarBuilder, member: GrammarNode[], required: boolean[]): GrammarNode {
-  const n = member.length;
+function orderedMembers(g: GrammarBuilder, names: string[], values: GrammarNode[], required: boolean[]): GrammarNode {
+  const n = names.length;
+  const empty = g.seq();
   const after: GrammarNode[] = new Array(n + 1);
-  after[n] = g.seq();
-  for (let i = n - 1; i >= 0; i--) {
-    const next = g.seq(g.bytes(','), member[i]);
-    after[i] = g.seq(required[i] ? next : g.optional(next), after[i + 1]);
+  after[n] = empty;
+  for (let i = n - 1; i >= 1; i--) {
+    const next = g.seq(g.bytes(`,${JSON.stringify(names[i])}:`), values[i]);
+    after[i] = g.seq(required[i] ? next : g.choice(next, empty), after[i + 1]);
   }
   const firsts: GrammarNode[] = [];
   let allOptional = true;
   for (let j = 0; j < n; j++) {
-    firsts.push(g.seq(member[j], after[j + 1]));
+    firsts.push(g.seq(g.bytes(`${JSON.stringify(names[j])}:`), values[j], after[j + 1]));
     if (required[j]) {
       allOptional = false;
       break;
     }
   }
-  if (allOptional) firsts.push(g.seq());
+  if (allOptional) firsts.push(empty);
   return g.choice(...firsts);
 }
 

@@ -3,13 +3,12 @@
  * response object or a stream of chunks. Knows nothing about Fastify.
  */
 import { toChatMessages, toToolSpecs } from '../chat/openai-messages.ts';
-import { checkTools } from '../chat/reply-grammar.ts';
 import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall, ToolCallChunk } from '../protocol/chat.ts';
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { admitAndRun, type Admission } from './admission.ts';
-import { jsonReply, ReplyConstraints, toolChoice } from './constraints.ts';
+import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
@@ -21,6 +20,8 @@ export interface ServingDeps {
   registry: ModelRegistry;
   admission: Admission;
   limits: Limits;
+  /** Tools and structured outputs: what one request's grammar may cost (defaults: DEFAULT_GRAMMAR_LIMITS). */
+  grammar?: GrammarLimits;
 }
 
 export type ChatResult =
@@ -38,9 +39,11 @@ interface Plan {
 }
 
 export class ChatServing {
-  private readonly constraints = new ReplyConstraints();
+  private readonly constraints: ReplyConstraints;
 
-  constructor(private readonly deps: ServingDeps) {}
+  constructor(private readonly deps: ServingDeps) {
+    this.constraints = new ReplyConstraints(deps.grammar);
+  }
 
   /**
    * Validate, admit (429 when the queue is full) and run. Throws ApiError for
@@ -63,17 +66,14 @@ export class ChatServing {
     stats.model = model.id;
     const messages = asInvalidRequest(() => toChatMessages(req.messages));
     const tools = asInvalidRequest(() => toToolSpecs(req.tools));
-    if (tools) asInvalidRequest(() => checkTools(tools));
+    this.constraints.checkShape(tools, req.response_format);
     const choice = req.tool_choice ?? 'auto';
     if (choice !== 'none' && choice !== 'auto' && !tools?.length) {
       throw ApiError.invalid('tool_choice requires tools', 'tool_choice');
     }
+    const json = jsonReply(req.response_format);
     // tool_choice "none": the model does not see the tools, so it cannot call them.
     const shownTools = choice === 'none' || !tools?.length ? undefined : tools;
-    const constraint = this.constraints.forReply(model, {
-      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
-      json: jsonReply(req.response_format),
-    });
     const rendered = asInvalidRequest(() => model.template.render(messages, { tools: shownTools, addGenerationPrompt: true }));
     const promptIds = rendered.ids;
     stats.promptTokens = promptIds.length;
@@ -84,6 +84,13 @@ export class ChatServing {
       param: req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
       promptParam: 'messages',
     });
+    // Compiled once (and cached), after the cheap checks and the context check.
+    const constraint = this.constraints.forReply(model, {
+      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
+      json,
+    });
+    // Hidden tools are checked all the same, as OpenAI does.
+    if (!shownTools && tools?.length) this.constraints.forReply(model, { tools: { list: tools, choice: 'auto', parallel: true } });
     const logprobs = req.logprobs === true;
     const top = req.top_logprobs ?? 0;
     if (top > 0 && !logprobs) throw ApiError.invalid('top_logprobs requires logprobs to be true', 'top_logprobs');

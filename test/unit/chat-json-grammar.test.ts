@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { SchemaError } from '../../src/chat/json-grammar.ts';
-import { checkTools, replyGrammar } from '../../src/chat/reply-grammar.ts';
+import { replyGrammar } from '../../src/chat/reply-grammar.ts';
 import { TemplateError } from '../../src/chat/template.ts';
 import { GrammarConstraint } from '../../src/engine/constraint/grammar-constraint.ts';
 import { createRng } from '../../src/engine/sampler/rng.ts';
@@ -141,6 +141,8 @@ test('what is outside the subset is an error naming the keyword and where it is'
 });
 
 const tokens = { endOfText: EOT, toolCall: TOOL_CALL };
+/** Tool definitions are checked when the reply grammar is compiled. */
+const checkTools = (list: Array<{ name: string; parameters?: unknown }>) => replyGrammar({ tools: { list, choice: 'auto', parallel: true } }, tokens);
 const weather = { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
 const time = { name: 'get_time', parameters: { type: 'object', properties: { tz: { enum: ['UTC', 'CET'] } }, required: ['tz'] } };
 const call = (name: string, args: string) => [TOOL_CALL, `{"name":"${name}","arguments":${args}}`];
