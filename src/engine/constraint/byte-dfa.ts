@@ -53,8 +53,14 @@ export class Nfa {
     this.moves[from].push(lo, hi, to);
   }
 
-  /** The deterministic automaton accepting what this one accepts from `start` to `accept`. */
+  /**
+   * The deterministic automaton accepting what this one accepts from `start`
+   * to `accept`. Its cost is bounded: at most `maxStates` states, and at most
+   * 64 × maxStates state-set members gone through.
+   */
   determinize(start: number, accept: number, maxStates: number): ByteDfa {
+    let work = 0;
+    const maxWork = 64 * maxStates;
     // Byte classes: bytes no move tells apart.
     const cuts = new Uint8Array(257);
     cuts[0] = 1;
@@ -70,6 +76,8 @@ export class Nfa {
     for (let b = 255; b >= 0; b--) representative[classOf[b]] = b;
 
     const closure = (set: number[]): number[] => {
+      work += set.length;
+      if (work > maxWork) throw new DfaLimitError(`building the automaton took more than ${maxWork} steps`);
       const seen = new Set<number>(set);
       const stack = [...set];
       while (stack.length > 0) {
@@ -98,6 +106,7 @@ export class Nfa {
       for (let c = 0; c < classes; c++) {
         const b = representative[c];
         const targets: number[] = [];
+        work += set.length;
         for (const s of set) {
           const m = this.moves[s];
           for (let i = 0; i < m.length; i += 3) if (b >= m[i] && b <= m[i + 1]) targets.push(m[i + 2]);
@@ -157,6 +166,16 @@ export class ByteDfa {
 
   /** Accepts what both accept. */
   intersect(other: ByteDfa, maxStates: number): ByteDfa {
+    return this.product(other, maxStates, false);
+  }
+
+  /** Accepts what either accepts. */
+  union(other: ByteDfa, maxStates: number): ByteDfa {
+    return this.product(other, maxStates, true);
+  }
+
+  /** The product automaton; `either`: union (a side may have died), else intersection. */
+  private product(other: ByteDfa, maxStates: number, either: boolean): ByteDfa {
     const pairClass = new Map<number, number>();
     const classOf = new Uint8Array(256);
     for (let b = 0; b < 256; b++) {
@@ -171,7 +190,7 @@ export class ByteDfa {
     const ids = new Map<number, number>();
     const states: Array<[number, number]> = [];
     const add = (a: number, b: number): number => {
-      const key = a * other.size + b;
+      const key = (a + 1) * (other.size + 1) + b + 1;
       let id = ids.get(key);
       if (id === undefined) {
         if (states.length >= maxStates) throw new DfaLimitError(`more than ${maxStates} automaton states`);
@@ -186,13 +205,14 @@ export class ByteDfa {
     for (let d = 0; d < states.length; d++) {
       const [a, b] = states[d];
       for (const [c, ca, cb] of pairs) {
-        const ta = this.table[a * this.classes + ca];
-        const tb = other.table[b * other.classes + cb];
-        table[d * classes + c] = ta < 0 || tb < 0 ? -1 : add(ta, tb);
+        const ta = a < 0 ? -1 : this.table[a * this.classes + ca];
+        const tb = b < 0 ? -1 : other.table[b * other.classes + cb];
+        table[d * classes + c] = either ? (ta < 0 && tb < 0 ? -1 : add(ta, tb)) : ta < 0 || tb < 0 ? -1 : add(ta, tb);
       }
     }
-    const accept = Uint8Array.from(states, ([a, b]) => this.accept[a] & other.accept[b]);
-    const boundary = Uint8Array.from(states, ([a, b]) => this.boundary[a] & other.boundary[b]);
+    const flag = (mine: Uint8Array, theirs: Uint8Array, a: number, b: number, dead: number) => (a < 0 ? dead : mine[a]) & (b < 0 ? dead : theirs[b]);
+    const accept = Uint8Array.from(states, ([a, b]) => (either ? (a >= 0 && this.accept[a]) || (b >= 0 && other.accept[b]) ? 1 : 0 : flag(this.accept, other.accept, a, b, 0)));
+    const boundary = Uint8Array.from(states, ([a, b]) => flag(this.boundary, other.boundary, a, b, 1));
     return ByteDfa.trimmed(classOf, classes, Int32Array.from(table), accept, boundary);
   }
 
