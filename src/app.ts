@@ -90,6 +90,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     admission,
     limits: options.limits,
     grammar: options.grammarLimits,
+    warn: options.logger ? (fields: Record<string, unknown>, message: string) => options.logger!.warn(fields, message) : undefined,
   };
   await app.register(healthRoutes, { registry: options.registry });
   await app.register(metricsRoutes, { metrics });

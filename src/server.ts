@@ -113,6 +113,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       maxSchemaDepth: config.maxSchemaDepth,
       maxGrammarBytes: config.maxGrammarBytes,
       maxGrammarBranches: config.maxGrammarBranches,
+      maxPatternStates: config.maxPatternStates,
       cacheBytes: config.grammarCacheBytes,
       constraintBytes: config.constraintBytes,
     },

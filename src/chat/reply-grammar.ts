@@ -21,16 +21,19 @@
  */
 import { GrammarBuilder, GrammarLimitError, type Grammar, type GrammarLimits, type GrammarNode } from '../engine/constraint/grammar.ts';
 import { firstBytes } from '../engine/constraint/matcher.ts';
-import { compileSchema, JsonGrammar, SchemaError, type SchemaOptions } from './json-grammar.ts';
+import { compileSchema, declaredTypes, JsonGrammar, SchemaError, type Loosening, type SchemaOptions } from './json-grammar.ts';
 import { TemplateError, type ToolSpec } from './template.ts';
 
 export type ToolChoice = 'auto' | 'required' | { name: string };
 
+/** A tool as the grammar takes it: strict (OpenAI's function.strict) holds it to everything its schema says, or refuses it. */
+export type ReplyTool = ToolSpec & { strict?: boolean };
+
 export interface ReplySpec {
   /** Tools the model may call, in request order (errors name them by index). */
-  tools?: { list: readonly ToolSpec[]; choice: ToolChoice; parallel: boolean };
-  /** The content must be JSON: any object, or a value valid against `schema`. */
-  json?: { kind: 'object' } | { kind: 'schema'; schema: unknown };
+  tools?: { list: readonly ReplyTool[]; choice: ToolChoice; parallel: boolean };
+  /** The content must be JSON: any object, or a value valid against `schema` (strict: see ReplyTool). */
+  json?: { kind: 'object' } | { kind: 'schema'; schema: unknown; strict?: boolean };
 }
 
 export interface ReplyTokens {
@@ -41,15 +44,15 @@ export interface ReplyTokens {
 /** What a tool without `parameters` takes: nothing (OpenAI: "an empty parameter list"). */
 const NO_PARAMETERS = { type: 'object', properties: {} };
 
-/** The costs a reply grammar may reach (see GrammarBuilder and compileSchema). */
-export type ReplyLimits = GrammarLimits & SchemaOptions;
+/** The costs a reply grammar may reach (see GrammarBuilder and compileSchema); what a non-strict schema is not held to is reported to onLoosened. */
+export type ReplyLimits = GrammarLimits & Omit<SchemaOptions, 'strict' | 'onLoosen'> & { onLoosened?: (param: string, l: Loosening) => void };
 
 /** A spec over one of the cost limits: a 400 that names the limit. */
 export class ReplyLimitError extends TemplateError {
   constructor(
     message: string,
     param: string,
-    readonly limit: 'depth' | 'bytes' | 'branching',
+    readonly limit: 'depth' | 'bytes' | 'branching' | 'automaton',
   ) {
     super(message, param);
   }
@@ -99,9 +102,9 @@ function checkNames(tools: readonly ToolSpec[]): void {
   });
 }
 
-function toolArguments(json: JsonGrammar, tool: ToolSpec, i: number, limits: ReplyLimits): GrammarNode {
+function toolArguments(json: JsonGrammar, tool: ReplyTool, i: number, limits: ReplyLimits): GrammarNode {
   const param = `tools[${i}].function.parameters`;
-  const node = schemaNode(json, tool.parameters ?? NO_PARAMETERS, (reason) => `tools[${i}] "${tool.name}": parameters: ${reason}`, param, limits);
+  const node = schemaNode(json, tool.parameters ?? NO_PARAMETERS, tool.strict === true, (reason) => `tools[${i}] "${tool.name}": parameters: ${reason}`, param, limits, () => json.anyObject());
   if (firstBytes(node).some((b) => b !== 0x7b)) {
     throw new TemplateError(`tools[${i}] "${tool.name}": parameters must describe a JSON object (type "object")`, param);
   }
@@ -110,14 +113,34 @@ function toolArguments(json: JsonGrammar, tool: ToolSpec, i: number, limits: Rep
 
 function jsonContent(json: JsonGrammar, spec: NonNullable<ReplySpec['json']>, limits: ReplyLimits): GrammarNode {
   if (spec.kind === 'object') return json.anyObject();
-  return schemaNode(json, spec.schema, (reason) => `response_format.json_schema.schema: ${reason}`, 'response_format.json_schema.schema', limits);
+  const param = 'response_format.json_schema.schema';
+  return schemaNode(json, spec.schema, spec.strict === true, (reason) => `${param}: ${reason}`, param, limits, () => json.anyOfTypes(declaredTypes(spec.schema)));
 }
 
-function schemaNode(json: JsonGrammar, schema: unknown, describe: (reason: string) => string, param: string, limits: ReplyLimits): GrammarNode {
+/**
+ * A schema's grammar. Not strict, a schema over a cost limit (but its
+ * nesting: it could not even be rendered safely) is loosened to `loose`: any
+ * value of its declared type.
+ */
+function schemaNode(
+  json: JsonGrammar,
+  schema: unknown,
+  strict: boolean,
+  describe: (reason: string) => string,
+  param: string,
+  limits: ReplyLimits,
+  loose: () => GrammarNode,
+): GrammarNode {
+  const mark = json.g.mark();
   try {
-    return compileSchema(json, schema, limits);
+    return compileSchema(json, schema, { ...limits, strict, onLoosen: (l) => limits.onLoosened?.(param, l) });
   } catch (e) {
-    if (e instanceof SchemaError) throw e.limit ? new ReplyLimitError(describe(e.message), param, e.limit) : new TemplateError(describe(e.message), param);
-    throw e;
+    if (!(e instanceof SchemaError)) throw e;
+    if (e.limit && e.limit !== 'depth' && !strict) {
+      json.rollback(mark);
+      limits.onLoosened?.(param, { keyword: '', at: e.at, reason: `the whole schema: ${e.reason}` });
+      return loose();
+    }
+    throw e.limit ? new ReplyLimitError(describe(e.message), param, e.limit) : new TemplateError(describe(e.message), param);
   }
 }

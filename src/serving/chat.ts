@@ -8,7 +8,7 @@ import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { admitAndRun, type Admission } from './admission.ts';
-import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits } from './constraints.ts';
+import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits, type LoosenedLog } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
@@ -22,6 +22,8 @@ export interface ServingDeps {
   limits: Limits;
   /** Tools and structured outputs: what one request's grammar may cost (defaults: DEFAULT_GRAMMAR_LIMITS). */
   grammar?: GrammarLimits;
+  /** Where what a non-strict schema is not held to is logged. */
+  warn?: LoosenedLog;
 }
 
 export type ChatResult =
@@ -42,7 +44,7 @@ export class ChatServing {
   private readonly constraints: ReplyConstraints;
 
   constructor(private readonly deps: ServingDeps) {
-    this.constraints = new ReplyConstraints(deps.grammar);
+    this.constraints = new ReplyConstraints(deps.grammar, deps.warn);
   }
 
   /**

@@ -16,7 +16,7 @@ import { GrammarConstraint } from '../engine/constraint/grammar-constraint.ts';
 import { TokenVocabulary } from '../engine/constraint/vocabulary.ts';
 import type { TokenConstraint } from '../engine/types.ts';
 import { nesting } from '../chat/json-grammar.ts';
-import { replyGrammar, ReplyLimitError, type ReplySpec, type ToolChoice } from '../chat/reply-grammar.ts';
+import { replyGrammar, ReplyLimitError, type ReplySpec, type ReplyTool, type ToolChoice } from '../chat/reply-grammar.ts';
 import { TemplateError, type ToolSpec } from '../chat/template.ts';
 import type { ChatCompletionRequest } from '../protocol/chat.ts';
 import { ApiError } from '../protocol/errors.ts';
@@ -32,6 +32,8 @@ export interface GrammarLimits {
   maxGrammarBytes: number;
   /** Automaton threads one position of the grammar may open at once (anyOf branches, optional properties…). */
   maxGrammarBranches: number;
+  /** States of one string pattern/format or number automaton. */
+  maxPatternStates: number;
   /** Estimated bytes of all cached constraints together. */
   cacheBytes: number;
   /** Estimated bytes of one constraint's masks and automaton frames. */
@@ -43,12 +45,16 @@ export const DEFAULT_GRAMMAR_LIMITS: GrammarLimits = {
   maxSchemaDepth: 64,
   maxGrammarBytes: 8 * 2 ** 20,
   maxGrammarBranches: 256,
+  maxPatternStates: 8192,
   cacheBytes: 256 * 2 ** 20,
   constraintBytes: 32 * 2 ** 20,
 };
 
 /** The configuration flag of each limit, for error messages. */
-const FLAGS = { depth: 'max-schema-depth', bytes: 'max-grammar-bytes', branching: 'max-grammar-branches' } as const;
+const FLAGS = { depth: 'max-schema-depth', bytes: 'max-grammar-bytes', branching: 'max-grammar-branches', automaton: 'max-pattern-states' } as const;
+
+/** Where the serving layer reports what it did not enforce (a pino logger's warn). */
+export type LoosenedLog = (fields: Record<string, unknown>, message: string) => void;
 
 const vocabularies = new Map<string, TokenVocabulary>();
 
@@ -77,7 +83,7 @@ export function jsonReply(format: ChatCompletionRequest['response_format']): Rep
   const spec = format.json_schema;
   if (!spec) throw ApiError.invalid('response_format.json_schema is required when response_format.type is "json_schema"', 'response_format.json_schema', 'missing_required_parameter');
   // OpenAI makes the schema optional; without one, any JSON value will do.
-  return { kind: 'schema', schema: spec.schema ?? true };
+  return { kind: 'schema', schema: spec.schema ?? true, strict: spec.strict === true };
 }
 
 /** tool_choice as the grammar takes it; "none" never gets here (the tools are hidden instead). */
@@ -88,7 +94,10 @@ export function toolChoice(choice: NonNullable<ChatCompletionRequest['tool_choic
 export class ReplyConstraints {
   private readonly cache = new Map<string, GrammarConstraint>();
 
-  constructor(readonly limits: GrammarLimits = DEFAULT_GRAMMAR_LIMITS) {}
+  constructor(
+    readonly limits: GrammarLimits = DEFAULT_GRAMMAR_LIMITS,
+    private readonly log?: LoosenedLog,
+  ) {}
 
   /**
    * The checks that cost nothing, for a request's tools and schema: how many
@@ -117,21 +126,34 @@ export class ReplyConstraints {
   /** The constraint for a reply spec; undefined when it constrains nothing. Throws ApiError (400) for a spec that cannot be enforced or is over the limits. */
   forReply(model: ServedModel, spec: ReplySpec): TokenConstraint | undefined {
     if (!spec.tools && !spec.json) return undefined;
-    const key = `${model.id}\u0000${JSON.stringify(spec, (k, v) => (k === 'list' ? (v as ToolSpec[]).map((t) => [t.name, t.parameters]) : v))}`;
+    const key = `${model.id}\u0000${JSON.stringify(spec, (k, v) => (k === 'list' ? (v as ReplyTool[]).map((t) => [t.name, t.parameters, t.strict === true]) : v))}`;
     let constraint = this.cache.get(key);
     if (constraint) {
       this.cache.delete(key); // re-inserted below: the map's order is least recently used first
     } else {
       const tokenizer = model.tokenizer;
-      const { maxSchemaDepth, maxGrammarBytes, maxGrammarBranches, constraintBytes } = this.limits;
+      const { maxSchemaDepth, maxGrammarBytes, maxGrammarBranches, maxPatternStates, constraintBytes } = this.limits;
+      const loosened: Array<{ param: string; keyword: string; at: string; reason: string }> = [];
       let grammar;
       try {
-        grammar = replyGrammar(spec, { endOfText: tokenizer.special('endOfText'), toolCall: tokenizer.special('toolCall') }, { maxDepth: maxSchemaDepth, maxBytes: maxGrammarBytes, maxBranching: maxGrammarBranches });
+        grammar = replyGrammar(
+          spec,
+          { endOfText: tokenizer.special('endOfText'), toolCall: tokenizer.special('toolCall') },
+          {
+            maxDepth: maxSchemaDepth,
+            maxBytes: maxGrammarBytes,
+            maxBranching: maxGrammarBranches,
+            automata: { dfaStates: maxPatternStates, nfaStates: 8 * maxPatternStates },
+            onLoosened: (param, l) => loosened.push({ param, ...l }),
+          },
+        );
       } catch (e) {
         if (e instanceof ReplyLimitError) throw ApiError.invalid(`${e.message} (--${FLAGS[e.limit]})`, e.param, 'schema_too_complex');
         if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param);
         throw e;
       }
+      // Logged once, when the grammar is compiled (later requests of the same shape get the same grammar).
+      if (loosened.length > 0) this.log?.({ model: model.id, loosened: loosened.slice(0, 20), count: loosened.length }, 'schema keywords not enforced (not strict)');
       constraint = new GrammarConstraint(grammar, vocabularyOf(model), { maxBytes: constraintBytes, maxThreads: 2 * maxGrammarBranches });
     }
     this.cache.set(key, constraint);

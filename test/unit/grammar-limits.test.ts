@@ -84,11 +84,16 @@ test('many tools: each checked once (incremental checks), more than --max-tools 
   );
 });
 
-test('anyOf with 5,000 branches: over --max-grammar-branches, refused before any mask is computed', () => {
+test('anyOf with 5,000 branches: over --max-grammar-branches, refused (strict) or loosened (not) before any mask is computed', () => {
   const anyOf = Array.from({ length: 5000 }, (_, i) => ({ type: 'object', properties: { [`k${i}`]: str }, required: [`k${i}`] }));
   const schema = { type: 'object', properties: { v: { anyOf } }, required: ['v'] };
+  const loosened: string[] = [];
+  const loose = replyGrammar({ json: { kind: 'schema', schema } }, tokens, { ...LIMITS, onLoosened: (param, l) => loosened.push(`${param} ${l.reason}`) });
+  assert.ok(loose.bytes < 64 * 1024, `${loose.bytes} bytes: the nodes of the failed compile were rolled back`);
+  assert.match(loosened.join('\n'), /response_format.json_schema.schema the whole schema: one position of the grammar opens 5000 alternatives/);
+  assert.equal(run(loose.root, symbols('{"anything":[1]}\n', EOT)), 'complete');
   assert.throws(
-    () => replyGrammar({ json: { kind: 'schema', schema } }, tokens, LIMITS),
+    () => replyGrammar({ json: { kind: 'schema', schema, strict: true } }, tokens, LIMITS),
     (e: unknown) => e instanceof ReplyLimitError && e.limit === 'branching' && e.param === 'response_format.json_schema.schema' && /opens 5000 alternatives at once, more than 256/.test(e.message),
   );
   // Within the limit it compiles, its width known.

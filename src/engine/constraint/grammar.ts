@@ -127,6 +127,12 @@ export interface GrammarLimits {
   maxBranching?: number;
 }
 
+export interface BuilderMark {
+  readonly nodes: number;
+  readonly bytes: number;
+  readonly edges: number;
+}
+
 const encoder = new TextEncoder();
 /** Estimated bytes of a node object, of one reference to a node (an item, an option). */
 const NODE_BYTES = 96;
@@ -148,6 +154,23 @@ export class GrammarBuilder {
 
   get nodeCount(): number {
     return this.nodes.length;
+  }
+
+  /** A point to roll back to (see rollback). */
+  mark(): BuilderMark {
+    return { nodes: this.nodes.length, bytes: this.usedBytes, edges: this.edges };
+  }
+
+  /**
+   * Forgets the nodes added since `mark` (a schema given up on, to be
+   * replaced by a looser one): nothing older refers to them, so they are
+   * garbage; their bytes are given back.
+   */
+  rollback(mark: BuilderMark): void {
+    this.nodes.length = mark.nodes;
+    this.usedBytes = mark.bytes;
+    this.edges = mark.edges;
+    this.checked = Math.min(this.checked, mark.nodes);
   }
 
   constructor(readonly limits: GrammarLimits = {}) {}
