@@ -532,7 +532,7 @@ export class MMRecEngine implements Engine {
         return;
       }
       try {
-        const token = s.sampler.sample(out.logits[r]);
+        const token = s.sampler.sample(out.logits[r], s.request.maxTokens - s.completionTokens);
         // The stop token is counted (the model generated it, as vLLM counts it) but not yielded.
         s.completionTokens++;
         s.output.push(token.id);

@@ -13,7 +13,9 @@
  * Closing in time: a matcher told how many tokens remain allows only tokens
  * after which the grammar can still be completed in what is left (see
  * computeMask's budget), so a constrained reply ends valid before max_tokens
- * cuts it whenever a valid ending fits at all.
+ * cuts it whenever its shortest ending (counted in bytes, each byte being a
+ * token) fits; when even that does not fit, only tokens that bring the ending
+ * closer are allowed.
  */
 import type { ConstraintMatcher, TokenConstraint } from '../types.ts';
 import type { Grammar } from './grammar.ts';
@@ -125,9 +127,10 @@ export class GrammarConstraint implements TokenConstraint {
       state.bytes += mask.bytes;
       this.track(state, mask.bytes);
     }
-    const budget = remaining - 1;
-    // Nothing allowed leads out of reach, or no ending fits at all (the reply will say "length").
-    if (state.worst! <= budget || state.cost > remaining) return state.mask;
+    // After this token, remaining - 1 are left. When even the shortest ending is longer (in bytes, an upper bound
+    // on its tokens), every token must still bring the ending closer: longer tokens may yet make it fit.
+    const budget = state.cost > remaining ? state.cost - 1 : remaining - 1;
+    if (state.worst! <= budget) return state.mask;
     let steered = state.steered?.get(budget);
     if (!steered) {
       steered = computeMask(this.vocabulary, state.threads, budget).mask;
