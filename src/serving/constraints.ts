@@ -16,6 +16,7 @@ import { GrammarConstraint } from '../engine/constraint/grammar-constraint.ts';
 import { TokenVocabulary } from '../engine/constraint/vocabulary.ts';
 import type { TokenConstraint } from '../engine/types.ts';
 import { nesting } from '../chat/json-grammar.ts';
+import { DOT_TEXT, STRING_TEXT } from '../chat/json-string.ts';
 import { replyGrammar, ReplyLimitError, type ReplySpec, type ReplyTool, type ToolChoice } from '../chat/reply-grammar.ts';
 import { TemplateError, type ToolSpec } from '../chat/template.ts';
 import type { ChatCompletionRequest } from '../protocol/chat.ts';
@@ -58,10 +59,11 @@ export type LoosenedLog = (fields: Record<string, unknown>, message: string) => 
 
 const vocabularies = new Map<string, TokenVocabulary>();
 
-/** Builds the model's token vocabulary for constraints now rather than on the first request that needs it; returns the ms it took. */
+/** Builds the model's token vocabulary for constraints (and its partitions for string bodies) now rather than on the first request that needs it; returns the ms it took. */
 export function prepareConstraints(model: ServedModel): number {
   const started = performance.now();
-  vocabularyOf(model);
+  const vocabulary = vocabularyOf(model);
+  for (const loop of [STRING_TEXT, DOT_TEXT]) vocabulary.partition(loop.name, loop.keep);
   return performance.now() - started;
 }
 
@@ -134,6 +136,7 @@ export class ReplyConstraints {
       const tokenizer = model.tokenizer;
       const { maxSchemaDepth, maxGrammarBytes, maxGrammarBranches, maxPatternStates, constraintBytes } = this.limits;
       const loosened: Array<{ param: string; keyword: string; at: string; reason: string }> = [];
+      const vocabulary = vocabularyOf(model);
       let grammar;
       try {
         grammar = replyGrammar(
@@ -144,6 +147,8 @@ export class ReplyConstraints {
             maxBytes: maxGrammarBytes,
             maxBranching: maxGrammarBranches,
             automata: { dfaStates: maxPatternStates, nfaStates: 8 * maxPatternStates },
+            // Literal parts (keys, names, the call's envelope) count in tokens: a call that fits is not refused for its bytes.
+            segment: (bytes) => vocabulary.minTokens(bytes),
             onLoosened: (param, l) => loosened.push({ param, ...l }),
           },
         );
@@ -154,7 +159,7 @@ export class ReplyConstraints {
       }
       // Logged once, when the grammar is compiled (later requests of the same shape get the same grammar).
       if (loosened.length > 0) this.log?.({ model: model.id, loosened: loosened.slice(0, 20), count: loosened.length }, 'schema keywords not enforced (not strict)');
-      constraint = new GrammarConstraint(grammar, vocabularyOf(model), { maxBytes: constraintBytes, maxThreads: 2 * maxGrammarBranches });
+      constraint = new GrammarConstraint(grammar, vocabulary, { maxBytes: constraintBytes, maxThreads: 2 * maxGrammarBranches });
     }
     this.cache.set(key, constraint);
     this.evict(constraint);

@@ -41,13 +41,17 @@ function walk(constraint: GrammarConstraint, budget: number, rng: Rng): { done: 
   return { done: m.done, ids };
 }
 
+/** Literal parts counted in tokens, as the server compiles them. */
+const segment = (bytes: Uint8Array) => vocabulary().minTokens(bytes);
+
 test('random schemas, random budgets: every walk that can close within its budget does, and validates', () => {
   const ajv = new Ajv2020.default({ strict: false });
   const rng = createRng(7);
   let walks = 0;
   for (let c = 0; c < 24; c++) {
     const schema = randomSchema(rng);
-    const constraint = new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema, strict: true } }, tokens), vocabulary());
+    // Half the schemas with literal parts counted in bytes, half in tokens: the guarantee holds for either bound.
+    const constraint = new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema, strict: true } }, tokens, c % 2 ? { segment } : {}), vocabulary());
     const shortest = stateCost(initialThreads(constraint.grammar.root));
     for (const extra of [0, 1, 3, 12]) {
       const budget = shortest + extra;
@@ -83,6 +87,24 @@ test('a number closes in time; below the shortest ending in bytes it still tries
   const cut = walk(constraint, 3, rng);
   assert.ok(!cut.done);
   assert.equal(cut.ids.length, 3);
+});
+
+test('literal parts count in tokens: the fewest tokens of each suffix, never more than the tokenizer uses', () => {
+  const v = vocabulary();
+  for (const text of ['{"name":"get_weather","arguments":', ',"temperature_celsius":', 'zzzzqqqq']) {
+    const bytes = new TextEncoder().encode(text);
+    const best = v.minTokens(bytes);
+    assert.equal(best[bytes.length], 0);
+    assert.ok(best[0] <= tokenizer.encodeText(text).length, `${text}: ${best[0]} ≤ ${tokenizer.encodeText(text).length}`);
+    assert.ok(best[0] < bytes.length || bytes.length < 3);
+    for (let p = 0; p < bytes.length; p++) assert.ok(best[p] >= 1 && best[p] <= best[p + 1] + 1, 'a suffix one byte longer needs at most one token more');
+  }
+  // A call whose envelope is 48 bytes but 18 tokens may start with 40 tokens left (the reply would otherwise be text).
+  const weather = { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+  const bytewise = new GrammarConstraint(replyGrammar({ tools: { list: [weather], choice: 'auto', parallel: true } }, tokens), v).start();
+  const tokenwise = new GrammarConstraint(replyGrammar({ tools: { list: [weather], choice: 'auto', parallel: true } }, tokens, { segment }), v).start();
+  assert.ok(!bytewise.allowed(40).has(TOOL_CALL));
+  assert.ok(tokenwise.allowed(40).has(TOOL_CALL));
 });
 
 test('tools under auto: free text is never forced to end, a call is not started when it cannot be finished', () => {

@@ -36,6 +36,8 @@ interface Base {
 export interface BytesNode extends Base {
   readonly kind: 'bytes';
   readonly bytes: Uint8Array;
+  /** rest[p]: the fewest tokens that write bytes[p..] (a byte each without a vocabulary: see GrammarLimits.segment). */
+  readonly rest: Int32Array;
 }
 export interface ClassNode extends Base {
   readonly kind: 'class';
@@ -125,6 +127,13 @@ export interface GrammarLimits {
   maxBytes?: number;
   /** Threads one position may open at once (GrammarLimitError 'branching' from check). */
   maxBranching?: number;
+  /**
+   * The fewest tokens that write each suffix of a byte string (result[p] for
+   * bytes[p..], result[length] = 0): with it, minimum lengths count tokens of
+   * the literal parts rather than bytes (both are upper bounds on what a
+   * completion needs, a token per byte being always possible; see matcher.ts).
+   */
+  segment?: (bytes: Uint8Array) => Int32Array;
 }
 
 export interface BuilderMark {
@@ -193,7 +202,8 @@ export class GrammarBuilder {
   bytes(value: string | Uint8Array): GrammarNode {
     const bytes = typeof value === 'string' ? encoder.encode(value) : value;
     if (bytes.length === 0) return this.seq();
-    return this.add<BytesNode>({ kind: 'bytes', bytes }, bytes.length);
+    const rest = this.limits.segment ? this.limits.segment(bytes) : Int32Array.from({ length: bytes.length + 1 }, (_, p) => bytes.length - p);
+    return this.add<BytesNode>({ kind: 'bytes', bytes, rest }, bytes.length * 5);
   }
 
   /** One byte among `chars` (ASCII). */
@@ -398,7 +408,7 @@ function minLengths(nodes: GrammarNode[], from: number): void {
 function leafLength(n: GrammarNode): number {
   switch (n.kind) {
     case 'bytes':
-      return n.bytes.length;
+      return n.rest[0];
     case 'class':
     case 'special':
       return 1;

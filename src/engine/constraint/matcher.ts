@@ -103,7 +103,7 @@ function localCost(n: GrammarNode, pos: number): number {
     case 'star':
       return 0;
     case 'bytes':
-      return n.bytes.length - pos;
+      return n.rest[pos];
     case 'class':
     case 'special':
       return 1;
