@@ -24,12 +24,15 @@ import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
+import type { GrammarLimits } from './serving/constraints.ts';
 import type { ModelRegistry } from './serving/registry.ts';
 import { TokenizeServing } from './serving/tokenize.ts';
 
 export interface AppOptions {
   registry: ModelRegistry;
   limits: Limits;
+  /** Tools and structured outputs cost limits; absent: DEFAULT_GRAMMAR_LIMITS. */
+  grammarLimits?: GrammarLimits;
   admission?: Admission;
   /** Empty or absent: no authentication. */
   apiKeys?: readonly string[];
@@ -100,6 +103,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     registry: options.registry,
     admission,
     limits: options.limits,
+    grammar: options.grammarLimits,
+    warn: options.logger ? (fields: Record<string, unknown>, message: string) => options.logger!.warn(fields, message) : undefined,
   };
   await app.register(healthRoutes, { registry: options.registry });
   await app.register(metricsRoutes, { metrics });

@@ -56,6 +56,14 @@ export interface ServerConfig {
   maxRequestTokens: number;
   /** Log-probability alternatives one request may ask for (n × max_tokens × top_logprobs). */
   maxRequestLogprobs: number;
+  /** Tools and structured outputs: see serving/constraints.ts GrammarLimits. */
+  maxTools: number;
+  maxSchemaDepth: number;
+  maxGrammarBytes: number;
+  maxGrammarBranches: number;
+  maxPatternStates: number;
+  grammarCacheBytes: number;
+  constraintBytes: number;
   logLevel: LogLevel;
 }
 
@@ -106,6 +114,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxRequestTokens', flag: 'max-request-tokens', kind: 'int', default: '65536', min: 1, max: 1 << 30, help: 'tokens one request may generate over all its choices, n × max_tokens (more: 400; a default max_tokens is lowered to fit)' },
   { key: 'maxRequestLogprobs', flag: 'max-request-logprobs', kind: 'int', default: '65536', min: 1, max: 1 << 30, help: 'log-probability alternatives one request may ask for, n × max_tokens × top_logprobs (more: 400), which bounds the size of its response' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'int', default: '30', min: 0, max: 86400, help: 'seconds in-flight requests get to finish after SIGTERM/SIGINT before they are aborted' },
+  { key: 'maxTools', flag: 'max-tools', kind: 'int', default: '128', min: 1, max: 100000, help: 'tools per request (OpenAI: 128); more: 400' },
+  { key: 'maxSchemaDepth', flag: 'max-schema-depth', kind: 'int', default: '64', min: 2, max: 1000, help: 'nesting (objects and arrays) of a tool\'s parameters or a response_format schema; deeper: 400' },
+  { key: 'maxGrammarBytes', flag: 'max-grammar-bytes', kind: 'int', default: String(8 * 2 ** 20), min: 1 << 16, max: 2 ** 34, help: 'estimated bytes of the grammar compiled for one request\'s tools and response_format; larger: 400 when strict, the schema loosened otherwise' },
+  { key: 'maxGrammarBranches', flag: 'max-grammar-branches', kind: 'int', default: '256', min: 2, max: 65536, help: 'alternatives one position of that grammar may open at once (anyOf branches, optional properties); more: 400 when strict, the schema loosened otherwise. Bounds the cost of each token mask' },
+  { key: 'maxPatternStates', flag: 'max-pattern-states', kind: 'int', default: '8192', min: 64, max: 1 << 20, help: 'states of one string pattern/format/length or number automaton; larger: 400 when strict, the schema loosened otherwise' },
+  { key: 'grammarCacheBytes', flag: 'grammar-cache-bytes', kind: 'int', default: String(256 * 2 ** 20), min: 0, max: 2 ** 40, help: 'estimated bytes of compiled tool/response_format constraints (grammar, masks) kept for later requests of the same shape, least recently used out' },
+  { key: 'constraintBytes', flag: 'constraint-bytes', kind: 'int', default: String(32 * 2 ** 20), min: 1 << 20, max: 2 ** 36, help: 'estimated bytes of masks and automaton frames one constraint keeps; when full it starts over' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
 ];
 

@@ -1,8 +1,10 @@
 /**
- * Random JSON Schemas from the supported subset (chat/json-grammar.ts), for
- * the property tests: objects (required and optional properties, odd names),
- * arrays (bounded or not), every scalar type, bounded integers, enum, const,
- * anyOf, type lists, and recursion through $defs. Small, so that a generation can finish in a few dozen tokens.
+ * Random JSON Schemas of what the grammar enforces strictly (chat/json-grammar.ts),
+ * for the property tests: objects (required and optional properties, odd
+ * names), arrays (bounded or not, tuples), every scalar type, bounded integers
+ * and numbers, multipleOf, string lengths, patterns and formats, enum, const,
+ * anyOf, allOf, a discriminated oneOf, type lists, nullable, and recursion
+ * through $defs. Small, so that a generation can finish in a few dozen tokens.
  */
 import type { Rng } from '../src/engine/sampler/rng.ts';
 
@@ -22,6 +24,13 @@ export function randomSchema(rng: Rng): Record<string, unknown> {
       () => ({ const: { fixed: [1, 'two'] } }),
       () => ({ type: ['string', 'null'] }),
       () => ({ type: 'integer', minimum: -20, maximum: 300 }),
+      () => ({ type: 'number', exclusiveMinimum: -1.5, maximum: 2.25 }),
+      () => ({ type: 'number', multipleOf: 0.25 }),
+      () => ({ type: 'string', minLength: 1, maxLength: 4 }),
+      () => ({ type: 'string', pattern: '^[a-c]+-\\d{1,2}$' }),
+      () => ({ type: 'string', format: pick(['date', 'email', 'uuid', 'ipv4', 'date-time', 'uri']) }),
+      () => ({ type: 'string', nullable: true, maxLength: 3 }),
+      () => ({ allOf: [{ type: 'integer', minimum: 0 }, { maximum: 5 }] }),
     ])();
   const gen = (depth: number): Record<string, unknown> => {
     if (depth >= 2 || rng.next() < 0.3) return scalar();
@@ -35,6 +44,13 @@ export function randomSchema(rng: Rng): Record<string, unknown> {
       () => ({ type: 'array', items: gen(depth + 1), minItems: 1, maxItems: 3 }),
       () => ({ anyOf: [gen(depth + 1), gen(depth + 1)] }),
       () => ({ type: 'object', additionalProperties: scalar() }),
+      () => ({ type: 'array', prefixItems: [gen(depth + 1), scalar()], items: false, minItems: 1 }),
+      () => ({
+        oneOf: [
+          { type: 'object', properties: { kind: { const: 'a' }, x: gen(depth + 1) }, required: ['kind', 'x'], additionalProperties: false },
+          { type: 'object', properties: { kind: { const: 'b' } }, required: ['kind'], additionalProperties: false },
+        ],
+      }),
       () => ({ $ref: '#/$defs/tree' }),
     ])();
   };

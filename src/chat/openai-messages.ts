@@ -90,7 +90,8 @@ function checkToolResults(messages: ChatMessage[]): void {
   });
 }
 
-export function toToolSpecs(raw: unknown, param = 'tools'): ToolSpec[] | undefined {
+/** Tools as the template renders them; `strict` (function.strict) says how their arguments are enforced (see chat/reply-grammar.ts). */
+export function toToolSpecs(raw: unknown, param = 'tools'): Array<ToolSpec & { strict?: boolean }> | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (!Array.isArray(raw)) throw new TemplateError(`${param} must be an array`, param);
   return raw.map((t, i) => {
@@ -103,6 +104,7 @@ export function toToolSpecs(raw: unknown, param = 'tools'): ToolSpec[] | undefin
       name: f.name as string,
       description: typeof f.description === 'string' ? f.description : undefined,
       parameters: f.parameters,
+      ...(f.strict === true ? { strict: true } : {}),
     };
   });
 }

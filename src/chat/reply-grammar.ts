@@ -19,18 +19,21 @@
  * tool's parameters schema; with parallel calls allowed, another
  * <|tool_call|> may follow each call.
  */
-import { GrammarBuilder, type Grammar, type GrammarNode } from '../engine/constraint/grammar.ts';
+import { GrammarBuilder, GrammarLimitError, type Grammar, type GrammarLimits, type GrammarNode } from '../engine/constraint/grammar.ts';
 import { firstBytes } from '../engine/constraint/matcher.ts';
-import { compileSchema, JsonGrammar, SchemaError } from './json-grammar.ts';
+import { compileSchema, declaredTypes, JsonGrammar, SchemaError, type Loosening, type SchemaOptions } from './json-grammar.ts';
 import { TemplateError, type ToolSpec } from './template.ts';
 
 export type ToolChoice = 'auto' | 'required' | { name: string };
 
+/** A tool as the grammar takes it: strict (OpenAI's function.strict) holds it to everything its schema says, or refuses it. */
+export type ReplyTool = ToolSpec & { strict?: boolean };
+
 export interface ReplySpec {
   /** Tools the model may call, in request order (errors name them by index). */
-  tools?: { list: readonly ToolSpec[]; choice: ToolChoice; parallel: boolean };
-  /** The content must be JSON: any object, or a value valid against `schema`. */
-  json?: { kind: 'object' } | { kind: 'schema'; schema: unknown };
+  tools?: { list: readonly ReplyTool[]; choice: ToolChoice; parallel: boolean };
+  /** The content must be JSON: any object, or a value valid against `schema` (strict: see ReplyTool). */
+  json?: { kind: 'object' } | { kind: 'schema'; schema: unknown; strict?: boolean };
 }
 
 export interface ReplyTokens {
@@ -41,18 +44,43 @@ export interface ReplyTokens {
 /** What a tool without `parameters` takes: nothing (OpenAI: "an empty parameter list"). */
 const NO_PARAMETERS = { type: 'object', properties: {} };
 
-/** Throws TemplateError (a 400 naming the tool or field) for a spec that cannot be enforced. */
-export function replyGrammar(spec: ReplySpec, tokens: ReplyTokens): Grammar {
-  const g = new GrammarBuilder();
+/** The costs a reply grammar may reach (see GrammarBuilder and compileSchema); what a non-strict schema is not held to is reported to onLoosened. */
+export type ReplyLimits = GrammarLimits & Omit<SchemaOptions, 'strict' | 'onLoosen'> & { onLoosened?: (param: string, l: Loosening) => void };
+
+/** A spec over one of the cost limits: a 400 that names the limit. */
+export class ReplyLimitError extends TemplateError {
+  constructor(
+    message: string,
+    param: string,
+    readonly limit: 'depth' | 'bytes' | 'branching' | 'automaton',
+  ) {
+    super(message, param);
+  }
+}
+
+/** Throws TemplateError (a 400 naming the tool or field) for a spec that cannot be enforced, ReplyLimitError for one over the limits. */
+export function replyGrammar(spec: ReplySpec, tokens: ReplyTokens, limits: ReplyLimits = {}): Grammar {
+  const g = new GrammarBuilder(limits);
+  try {
+    return buildReply(g, spec, tokens, limits);
+  } catch (e) {
+    // Over the byte limit outside any one schema (many tools, long names): the tools as a whole.
+    if (e instanceof GrammarLimitError) throw new ReplyLimitError(`the tools' grammar would take more than ${limits.maxBytes} bytes`, 'tools', e.limit);
+    throw e;
+  }
+}
+
+function buildReply(g: GrammarBuilder, spec: ReplySpec, tokens: ReplyTokens, limits: ReplyLimits): Grammar {
   const json = new JsonGrammar(g);
   const end = g.seq(g.bytes('\n'), g.special(tokens.endOfText));
-  const content = spec.json && g.seq(jsonContent(json, spec.json), end);
+  const content = spec.json && g.seq(jsonContent(json, spec.json, limits), end);
   if (!spec.tools) {
     if (!content) throw new Error('a reply grammar needs tools or JSON content');
     return g.build(content);
   }
   const { list, choice, parallel } = spec.tools;
-  const calls = list.map((tool, i) => g.seq(g.bytes(`{"name":${JSON.stringify(tool.name)},"arguments":`), toolArguments(json, tool, i), g.bytes('}')));
+  checkNames(list);
+  const calls = list.map((tool, i) => g.seq(g.bytes(`{"name":${JSON.stringify(tool.name)},"arguments":`), toolArguments(json, tool, i, limits), g.bytes('}')));
   if (typeof choice === 'object') {
     const i = list.findIndex((t) => t.name === choice.name);
     if (i < 0) throw new TemplateError(`tool_choice names the function "${choice.name}", which is not among the tools`, 'tool_choice.function.name');
@@ -64,36 +92,55 @@ export function replyGrammar(spec: ReplySpec, tokens: ReplyTokens): Grammar {
   return g.build(content ? g.choice(content, section) : g.seq(g.anyBytes(), g.choice(g.special(tokens.endOfText), section)));
 }
 
-/** Throws TemplateError naming the first tool that is not usable: a duplicate name, parameters that are not an object schema in the supported subset. */
-export function checkTools(tools: readonly ToolSpec[]): void {
+/** Throws TemplateError naming the first duplicate function name. */
+function checkNames(tools: readonly ToolSpec[]): void {
   const seen = new Map<string, number>();
   tools.forEach((tool, i) => {
     const first = seen.get(tool.name);
     if (first !== undefined) throw new TemplateError(`tools[${i}] "${tool.name}": duplicate function name (tools[${first}] has it too)`, `tools[${i}].function.name`);
     seen.set(tool.name, i);
-    toolArguments(new JsonGrammar(new GrammarBuilder()), tool, i);
   });
 }
 
-function toolArguments(json: JsonGrammar, tool: ToolSpec, i: number): GrammarNode {
+function toolArguments(json: JsonGrammar, tool: ReplyTool, i: number, limits: ReplyLimits): GrammarNode {
   const param = `tools[${i}].function.parameters`;
-  const node = schemaNode(json, tool.parameters ?? NO_PARAMETERS, (reason) => `tools[${i}] "${tool.name}": parameters: ${reason}`, param);
+  const node = schemaNode(json, tool.parameters ?? NO_PARAMETERS, tool.strict === true, (reason) => `tools[${i}] "${tool.name}": parameters: ${reason}`, param, limits, () => json.anyObject());
   if (firstBytes(node).some((b) => b !== 0x7b)) {
     throw new TemplateError(`tools[${i}] "${tool.name}": parameters must describe a JSON object (type "object")`, param);
   }
   return node;
 }
 
-function jsonContent(json: JsonGrammar, spec: NonNullable<ReplySpec['json']>): GrammarNode {
+function jsonContent(json: JsonGrammar, spec: NonNullable<ReplySpec['json']>, limits: ReplyLimits): GrammarNode {
   if (spec.kind === 'object') return json.anyObject();
-  return schemaNode(json, spec.schema, (reason) => `response_format.json_schema.schema: ${reason}`, 'response_format.json_schema.schema');
+  const param = 'response_format.json_schema.schema';
+  return schemaNode(json, spec.schema, spec.strict === true, (reason) => `${param}: ${reason}`, param, limits, () => json.anyOfTypes(declaredTypes(spec.schema)));
 }
 
-function schemaNode(json: JsonGrammar, schema: unknown, describe: (reason: string) => string, param: string): GrammarNode {
+/**
+ * A schema's grammar. Not strict, a schema over a cost limit (but its
+ * nesting: it could not even be rendered safely) is loosened to `loose`: any
+ * value of its declared type.
+ */
+function schemaNode(
+  json: JsonGrammar,
+  schema: unknown,
+  strict: boolean,
+  describe: (reason: string) => string,
+  param: string,
+  limits: ReplyLimits,
+  loose: () => GrammarNode,
+): GrammarNode {
+  const mark = json.g.mark();
   try {
-    return compileSchema(json, schema);
+    return compileSchema(json, schema, { ...limits, strict, onLoosen: (l) => limits.onLoosened?.(param, l) });
   } catch (e) {
-    if (e instanceof SchemaError) throw new TemplateError(describe(e.message), param);
-    throw e;
+    if (!(e instanceof SchemaError)) throw e;
+    if (e.limit && e.limit !== 'depth' && !strict) {
+      json.rollback(mark);
+      limits.onLoosened?.(param, { keyword: '', at: e.at, reason: `the whole schema: ${e.reason}` });
+      return loose();
+    }
+    throw e.limit ? new ReplyLimitError(describe(e.message), param, e.limit) : new TemplateError(describe(e.message), param);
   }
 }

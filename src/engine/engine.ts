@@ -630,7 +630,7 @@ export class MMRecEngine implements Engine {
         continue;
       }
       try {
-        const token = s.sampler.sample(out.logits);
+        const token = s.sampler.sample(out.logits, s.request.maxTokens - s.completionTokens);
         // A token the model cannot take back in would fail the next batched call for every row in it: refuse it here.
         if (!Number.isInteger(token.id) || token.id < 0 || token.id >= this.info.vocabSize) throw new ModelOutputError(`the sampler chose token ${token.id}, outside the vocabulary`);
         // The stop token is counted (the model generated it, as vLLM counts it) but not yielded.

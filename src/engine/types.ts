@@ -103,8 +103,12 @@ export class ConstraintBlockedError extends Error {}
 
 /** One generation's position in a TokenConstraint. */
 export interface ConstraintMatcher {
-  /** The tokens allowed next (never empty until `done`). */
-  allowed(): TokenMask;
+  /**
+   * The tokens allowed next (never empty until `done`). With `remaining`, the
+   * tokens this generation may still produce (this one included), only those
+   * after which the constrained output can still be completed in time.
+   */
+  allowed(remaining?: number): TokenMask;
   /** Advance past a token that `allowed()` contained; throws for one it did not. */
   accept(id: number): void;
   /** Nothing more can follow: the constrained output is complete. */

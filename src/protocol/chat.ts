@@ -49,9 +49,9 @@ export const FunctionTool = Type.Object(
       name: Type.String(NAME),
       description: Type.Optional(Type.String()),
       parameters: Type.Optional(
-        Type.Object({}, { description: 'JSON Schema of the arguments object, in the subset of strict structured outputs; the arguments generated always validate against it' }),
+        Type.Object({}, { description: 'JSON Schema of the arguments object; the arguments generated always validate against what the grammar enforces of it (see strict)' }),
       ),
-      strict: Opt(Type.Boolean({ description: 'accepted; arguments are always enforced' })),
+      strict: Opt(Type.Boolean({ description: 'true: what the grammar cannot enforce of parameters is a 400; false or absent: it is accepted and left unenforced' })),
     }),
   },
   { title: 'ChatCompletionTool' },
@@ -64,12 +64,12 @@ export const ResponseFormat = Type.Object(
       Type.Object({
         name: Type.String(NAME),
         description: Type.Optional(Type.String()),
-        schema: Type.Optional(Type.Object({}, { description: 'JSON Schema (the subset of strict structured outputs); an unsupported keyword is a 400' })),
-        strict: Opt(Type.Boolean({ description: 'accepted; the schema is always enforced' })),
+        schema: Type.Optional(Type.Object({}, { description: 'JSON Schema the content must be valid against (for what the grammar enforces: see strict)' })),
+        strict: Opt(Type.Boolean({ description: 'true: what the grammar cannot enforce of schema is a 400; false or absent: it is accepted and left unenforced' })),
       }),
     ),
   },
-  { title: 'ResponseFormat', description: 'json_object: the content is a JSON object; json_schema: JSON valid against json_schema.schema (always enforced)' },
+  { title: 'ResponseFormat', description: 'json_object: the content is a JSON object; json_schema: JSON valid against json_schema.schema (enforced token by token; see strict)' },
 );
 
 export const ChatCompletionRequest = Type.Object(

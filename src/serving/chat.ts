@@ -3,13 +3,12 @@
  * response object or a stream of chunks. Knows nothing about Fastify.
  */
 import { toChatMessages, toToolSpecs } from '../chat/openai-messages.ts';
-import { checkTools } from '../chat/reply-grammar.ts';
 import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall, ToolCallChunk } from '../protocol/chat.ts';
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { admitAndRun, type Admission } from './admission.ts';
-import { jsonReply, ReplyConstraints, toolChoice } from './constraints.ts';
+import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits, type LoosenedLog } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { checkStreamOptions, logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
@@ -21,6 +20,10 @@ export interface ServingDeps {
   registry: ModelRegistry;
   admission: Admission;
   limits: Limits;
+  /** Tools and structured outputs: what one request's grammar may cost (defaults: DEFAULT_GRAMMAR_LIMITS). */
+  grammar?: GrammarLimits;
+  /** Where what a non-strict schema is not held to is logged. */
+  warn?: LoosenedLog;
 }
 
 export type ChatResult =
@@ -38,9 +41,11 @@ interface Plan {
 }
 
 export class ChatServing {
-  private readonly constraints = new ReplyConstraints();
+  private readonly constraints: ReplyConstraints;
 
-  constructor(private readonly deps: ServingDeps) {}
+  constructor(private readonly deps: ServingDeps) {
+    this.constraints = new ReplyConstraints(deps.grammar, deps.warn);
+  }
 
   /**
    * Validate, admit (429 when the queue is full) and run. Throws ApiError for
@@ -64,11 +69,12 @@ export class ChatServing {
     checkStreamOptions(req);
     const messages = asInvalidRequest(() => toChatMessages(req.messages, this.deps.limits.maxJsonDepth));
     const tools = asInvalidRequest(() => toToolSpecs(req.tools));
-    if (tools) asInvalidRequest(() => checkTools(tools));
+    this.constraints.checkShape(tools, req.response_format);
     const choice = req.tool_choice ?? 'auto';
     if (choice !== 'none' && choice !== 'auto' && !tools?.length) {
       throw ApiError.invalid('tool_choice requires tools', 'tool_choice');
     }
+    const json = jsonReply(req.response_format);
     // tool_choice "none": the model does not see the tools, so it cannot call them.
     const shownTools = choice === 'none' || !tools?.length ? undefined : tools;
     const rendered = await asInvalidRequestAsync(() => model.template.renderAsync(messages, { tools: shownTools, addGenerationPrompt: true }));
@@ -86,11 +92,13 @@ export class ChatServing {
       choices: n,
       topLogprobs: top,
     });
-    // The grammar is compiled once the cheap checks (the context length above) have passed.
+    // Compiled once (and cached), after the cheap checks and the context check.
     const constraint = this.constraints.forReply(model, {
       tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
-      json: jsonReply(req.response_format),
+      json,
     });
+    // Hidden tools are checked all the same, as OpenAI does.
+    if (!shownTools && tools?.length) this.constraints.forReply(model, { tools: { list: tools, choice: 'auto', parallel: true } });
     const bias = new Map(logitBiasMap(model, req.logit_bias) ?? []);
     // A reply never contains another message's role token: banned whatever logit_bias says.
     for (const key of ['system', 'user', 'assistant', 'tool', 'tools'] as const) bias.set(model.tokenizer.special(key), -100);

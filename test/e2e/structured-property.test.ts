@@ -16,6 +16,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { createRng } from '../../src/engine/sampler/rng.ts';
 import { randomSchema } from '../random-schema.ts';
 import { tokenizer } from '../unit/constraint-helpers.ts';
@@ -41,7 +42,7 @@ function closingTokens(): number[] {
 }
 
 test('property: every finished reply validates against its random schema, as content and as tool arguments', async (t) => {
-  const ajv = new Ajv2020.default({ strict: false });
+  const ajv = addFormats.default(new Ajv2020.default({ strict: false }));
   const rng = createRng(99);
   const closers = closingTokens();
   const CASES = 40;
@@ -63,7 +64,7 @@ test('property: every finished reply validates against its random schema, as con
       max_tokens: MAX_TOKENS,
       logit_bias: bias,
       ...(asTool
-        ? { tools: [{ type: 'function' as const, function: { name: 'put', parameters } }], tool_choice: 'required' as const }
+        ? { tools: [{ type: 'function' as const, function: { name: 'put', parameters, strict: true } }], tool_choice: 'required' as const }
         : { response_format: { type: 'json_schema' as const, json_schema: { name: 'data', schema, strict: true } } }),
     });
     const choice = r.choices[0];

@@ -8,12 +8,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { SchemaError } from '../../src/chat/json-grammar.ts';
-import { checkTools, replyGrammar } from '../../src/chat/reply-grammar.ts';
+import addFormats from 'ajv-formats';
+import { replyGrammar } from '../../src/chat/reply-grammar.ts';
 import { TemplateError } from '../../src/chat/template.ts';
 import { GrammarConstraint } from '../../src/engine/constraint/grammar-constraint.ts';
 import { createRng } from '../../src/engine/sampler/rng.ts';
 import { randomSchema } from '../random-schema.ts';
+import { compileSchema, JsonGrammar, SchemaError } from '../../src/chat/json-grammar.ts';
+import { GrammarBuilder } from '../../src/engine/constraint/grammar.ts';
 import { EOT, TOOL_CALL, run, schemaGrammar, symbols, tokenizer, vocabulary } from './constraint-helpers.ts';
 
 const accepts = (schema: unknown, text: string) => run(schemaGrammar(schema), symbols(text)) === 'complete';
@@ -47,6 +49,59 @@ test('each keyword of the subset: compact texts accepted, invalid ones not', () 
     for (const t of good) assert.ok(accepts(schema, t), `${JSON.stringify(schema)} accepts ${t}`);
     for (const t of bad) assert.ok(!accepts(schema, t), `${JSON.stringify(schema)} rejects ${t}`);
   }
+});
+
+test('strings, numbers, combinators, tuples: what each keyword accepts and rejects', () => {
+  const cases: Array<[unknown, string[], string[]]> = [
+    [{ type: 'string', minLength: 2, maxLength: 3 }, ['"ab"', '"été"', '"\\n\\""', '"🙂🙂"'], ['"a"', '"abcd"', '""']],
+    [{ type: 'string', pattern: '^[A-Z]{2}\\d$' }, ['"AB1"'], ['"AB"', '"ab1"', '"AB12"']],
+    [{ type: 'string', pattern: 'x' }, ['"x"', '"axb"'], ['"ab"']],
+    [{ type: 'string', format: 'date' }, ['"2024-02-28"'], ['"2024-02-30"', '"24-01-01"']],
+    [{ type: 'string', format: 'email', maxLength: 6 }, ['"a@b.cd"'], ['"ab@c.de"', '"a@b"']],
+    [{ allOf: [{ type: 'string', pattern: '^a' }, { pattern: 'z$' }] }, ['"az"', '"abz"'], ['"a"', '"bz"']],
+    [{ type: 'number', minimum: 0, exclusiveMaximum: 1 }, ['0', '0.5', '0.999'], ['1', '-0.1', '1.0']],
+    [{ type: 'number', multipleOf: 0.5 }, ['1', '1.5', '-2.50'], ['1.2', '0.25']],
+    [{ type: 'integer', multipleOf: 3 }, ['0', '-3', '12'], ['4', '1.5']],
+    [{ type: 'integer', minimum: 1, exclusiveMinimum: true }, ['2', '3'], ['1', '0']],
+    [{ type: 'string', nullable: true }, ['"x"', 'null'], ['1']],
+    [{ enum: ['a', 'b'], nullable: true }, ['"a"', 'null'], ['"c"']],
+    [{ type: 'string', enum: ['a', 'bb', 'ccc'], maxLength: 2 }, ['"a"', '"bb"'], ['"ccc"']],
+    [
+      { allOf: [{ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] }, { properties: { b: { type: 'integer' } }, required: ['b'] }] },
+      ['{"a":"x","b":1}'],
+      ['{"a":"x"}', '{"b":1}'],
+    ],
+    [{ allOf: [{ type: 'object', properties: { a: { type: 'integer' } }, additionalProperties: false }, { properties: { b: { type: 'integer' } } }] }, ['{}', '{"a":1}'], ['{"b":1}']],
+    [{ $ref: '#/$defs/s', minLength: 2, $defs: { s: { type: 'string' } } }, ['"ab"'], ['"a"']],
+    [{ type: 'object', anyOf: [{ properties: { a: { const: 1 } }, required: ['a'] }, { properties: { b: { const: 2 } }, required: ['b'] }] }, ['{"a":1}', '{"b":2}'], ['{}', '[]']],
+    [
+      { oneOf: [{ type: 'object', properties: { kind: { const: 'a' }, x: { type: 'integer' } }, required: ['kind', 'x'] }, { type: 'object', properties: { kind: { const: 'b' } }, required: ['kind'] }] },
+      ['{"kind":"a","x":1}', '{"kind":"b"}'],
+      ['{"kind":"c"}', '{"kind":"a"}'],
+    ],
+    [{ type: 'array', prefixItems: [{ type: 'string' }, { type: 'integer' }], items: false, minItems: 1 }, ['["a"]', '["a",1]'], ['[]', '["a",1,2]', '[1]']],
+    [{ type: 'array', items: [{ type: 'string' }], additionalItems: { type: 'integer' } }, ['[]', '["a"]', '["a",1,2]'], ['["a","b"]']],
+    [{ type: 'object', propertyNames: { enum: ['x', 'y'] }, additionalProperties: { type: 'integer' } }, ['{}', '{"x":1}', '{"x":1,"y":2}'], ['{"z":1}', '{"x":"a"}']],
+    [{ type: 'object', properties: { a: { type: 'integer' }, bb: { type: 'integer' } }, propertyNames: { maxLength: 1 } }, ['{}', '{"a":1}'], ['{"bb":1}']],
+    [{ type: 'object', required: ['k'], additionalProperties: { type: 'boolean' } }, ['{"k":true}'], ['{"k":1}']],
+  ];
+  for (const [schema, good, bad] of cases) {
+    for (const t of good) assert.ok(accepts(schema, t), `${JSON.stringify(schema)} accepts ${t}`);
+    for (const t of bad) assert.ok(!accepts(schema, t), `${JSON.stringify(schema)} rejects ${t}`);
+  }
+});
+
+test('not strict: what the grammar cannot enforce is accepted, left unenforced, and reported', () => {
+  const loosened: Array<{ keyword: string; at: string }> = [];
+  const g = new GrammarBuilder();
+  const schema = { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' }, uniqueItems: true }, v: { type: 'string', not: { const: '' }, 'x-ui': 'hidden' } }, required: ['tags', 'v'] };
+  const root = compileSchema(new JsonGrammar(g), schema, { strict: false, onLoosen: (l) => loosened.push(l) });
+  g.check(root);
+  assert.deepEqual(loosened.map((l) => l.at).sort(), ['#/properties/tags/uniqueItems', '#/properties/v/not', '#/properties/v/x-ui']);
+  // The rest still holds: tags are strings, v is a string (possibly empty: not is not enforced).
+  assert.equal(run(root, symbols('{"tags":["a","a"],"v":""}')), 'complete');
+  assert.equal(run(root, symbols('{"tags":[1],"v":""}')), 'rejected');
+  assert.throws(() => schemaGrammar(schema), SchemaError, 'strict: refused');
 });
 
 test('integer bounds: exactly the integers in range, written one way', () => {
@@ -109,24 +164,29 @@ test('what is outside the subset is an error naming the keyword and where it is'
     assert.fail(`${JSON.stringify(schema)} was accepted`);
   };
   const cases: Array<[unknown, RegExp, string]> = [
-    [{ type: 'string', pattern: '^a' }, /unsupported keyword "pattern"/, '#/pattern'],
-    [{ type: 'object', properties: { a: { type: 'string', format: 'date' } } }, /unsupported keyword "format"/, '#/properties/a/format'],
-    [{ type: 'array', items: { type: 'integer' }, uniqueItems: true }, /unsupported keyword "uniqueItems"/, '#/uniqueItems'],
-    [{ type: 'number', minimum: 0 }, /"minimum" on a number is not supported/, '#/minimum'],
-    [{ type: 'integer', exclusiveMinimum: true }, /"exclusiveMinimum" must be a number/, '#/exclusiveMinimum'],
+    [{ type: 'array', items: { type: 'integer' }, uniqueItems: true }, /"uniqueItems" is not enforced/, '#/uniqueItems'],
+    [{ type: 'object', properties: { a: { not: { type: 'string' } } } }, /"not" is not enforced/, '#/properties/a/not'],
+    [{ if: { type: 'string' }, then: { minLength: 1 } }, /"if" is not enforced/, '#/if'],
+    [{ type: 'string', pattern: '^(?=a)b' }, /"pattern" uses what the grammar cannot enforce: lookahead/, '#/pattern'],
+    [{ type: 'string', pattern: '(a)\\1' }, /backreferences/, '#/pattern'],
+    [{ type: 'string', pattern: '[' }, /not a valid regular expression/, '#/pattern'],
+    [{ type: 'string', format: 'color' }, /"format" "color" is not one of the formats enforced/, '#/format'],
+    [{ type: 'object', patternProperties: { '^x': {} } }, /"patternProperties" is not enforced/, '#/patternProperties'],
+    [{ type: 'object', properties: { a: {} }, minProperties: 1 }, /"minProperties" is enforced only through required/, '#/minProperties'],
+    [{ oneOf: [{ type: 'string' }, { type: 'string', minLength: 2 }] }, /"oneOf" is enforced only when its branches cannot overlap/, '#/oneOf'],
+    [{ type: 'string', 'x-custom': 1 }, /"x-custom" is not a keyword the grammar knows/, '#/x-custom'],
+    [{ type: 'integer', exclusiveMinimum: true }, /"exclusiveMinimum": true needs "minimum"/, '#/exclusiveMinimum'],
+    [{ type: 'number', multipleOf: 0 }, /"multipleOf" must be greater than 0/, '#/multipleOf'],
     [{ type: 'array', maxItems: 5000 }, /"maxItems" above 1000/, '#/maxItems'],
     [{ type: 'array', minItems: -1 }, /"minItems" must be a non-negative integer/, '#/minItems'],
     [{ type: 'integer', minimum: 5, maximum: 4 }, /no JSON value satisfies/, '#'],
-    [{ oneOf: [{ type: 'string' }] }, /"oneOf"/, '#/oneOf'],
-    [{ $defs: { unused: { type: 'number', minimum: 0 } } }, /"minimum"/, '#/$defs/unused/minimum'],
+    [{ $defs: { unused: { type: 'number', not: {} } } }, /"not"/, '#/$defs/unused/not'],
     [{ type: 'text' }, /"type" must be one of/, '#/type'],
     [{ type: 'object', required: 'a' }, /"required" must be an array/, '#/required'],
     [{ $ref: '#/$defs/missing' }, /does not resolve/, '#/$ref'],
     [{ $ref: 'https://example.com/schema.json' }, /only references into the same schema/, '#/$ref'],
-    [{ $ref: '#/$defs/a', type: 'object', $defs: { a: {} } }, /"\$ref" together with "type"/, '#/type'],
-    [{ anyOf: [{ type: 'string' }], type: 'string' }, /"anyOf" together with "type"/, '#/type'],
-    [{ type: 'array', items: [{ type: 'string' }] }, /tuple/, '#/items'],
-    [{ enum: [1], properties: {} }, /"enum" together with "properties"/, '#/properties'],
+    [{ allOf: [{ type: 'string' }, { type: 'integer' }] }, /no JSON value satisfies/, '#'],
+    [{ enum: [1], properties: {} }, /no JSON value satisfies/, '#'],
     [{ anyOf: [{ $ref: '#' }, { type: 'string' }] }, /refers back to itself/, '#'],
     [{ type: 'object', properties: { me: { $ref: '#' } }, required: ['me'] }, /no JSON value satisfies/, '#'],
     [{ type: 'integer', enum: ['a'] }, /no JSON value satisfies/, '#'],
@@ -141,6 +201,8 @@ test('what is outside the subset is an error naming the keyword and where it is'
 });
 
 const tokens = { endOfText: EOT, toolCall: TOOL_CALL };
+/** Tool definitions are checked when the reply grammar is compiled. */
+const checkTools = (list: Array<{ name: string; parameters?: unknown; strict?: boolean }>) => replyGrammar({ tools: { list, choice: 'auto', parallel: true } }, tokens);
 const weather = { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
 const time = { name: 'get_time', parameters: { type: 'object', properties: { tz: { enum: ['UTC', 'CET'] } }, required: ['tz'] } };
 const call = (name: string, args: string) => [TOOL_CALL, `{"name":"${name}","arguments":${args}}`];
@@ -176,17 +238,17 @@ test('reply grammar: tool choice auto, required, named, parallel or not, JSON co
 });
 
 test('tool definitions: duplicates, unsupported or non-object parameters name the tool', () => {
-  const bad = (tools: Array<{ name: string; parameters?: unknown }>, param: string, message: RegExp) =>
+  const bad = (tools: Array<{ name: string; parameters?: unknown; strict?: boolean }>, param: string, message: RegExp) =>
     assert.throws(() => checkTools(tools), (e: unknown) => e instanceof TemplateError && e.param === param && message.test(e.message), JSON.stringify(tools));
   bad([weather, weather], 'tools[1].function.name', /tools\[1\] "get_weather": duplicate function name \(tools\[0\]/);
-  bad([weather, { name: 'f', parameters: { type: 'object', properties: { d: { type: 'string', format: 'date' } } } }], 'tools[1].function.parameters', /tools\[1\] "f": parameters: unsupported keyword "format" \(at #\/properties\/d\/format\)/);
+  bad([weather, { name: 'f', strict: true, parameters: { type: 'object', properties: { d: { type: 'string', format: 'color' } } } }], 'tools[1].function.parameters', /tools\[1\] "f": parameters: "format" "color" is not one of the formats enforced .* \(at #\/properties\/d\/format\)/);
   bad([{ name: 'g', parameters: { type: 'array' } }], 'tools[0].function.parameters', /tools\[0\] "g": parameters must describe a JSON object/);
   bad([{ name: 'h', parameters: { anyOf: [{ type: 'object' }, { type: 'string' }] } }], 'tools[0].function.parameters', /must describe a JSON object/);
   checkTools([weather, time, { name: 'r', parameters: { $ref: '#/$defs/a', $defs: { a: { type: 'object' } } } }]);
 });
 
 test('property: random schemas, random allowed tokens, every finished output validates (ajv)', () => {
-  const ajv = new Ajv2020.default({ strict: false });
+  const ajv = addFormats.default(new Ajv2020.default({ strict: false }));
   const vocab = vocabulary();
   const rng = createRng(2024);
   // Tokens that close things, drawn half the time so that outputs finish; any choice among allowed tokens is fair game.
@@ -195,7 +257,7 @@ test('property: random schemas, random allowed tokens, every finished output val
   const cases = 60;
   for (let c = 0; c < cases; c++) {
     const schema = randomSchema(rng);
-    const constraint = new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema } }, tokens), vocab);
+    const constraint = new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema, strict: true } }, tokens), vocab);
     const m = constraint.start();
     const out: number[] = [];
     for (let k = 0; k < 60 && !m.done; k++) {

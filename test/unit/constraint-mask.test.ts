@@ -134,7 +134,7 @@ test('the trie-walk mask equals the naive mask along random constrained generati
       const forced = grammar === grammars[1] ? [...tokenizer.encodeText('Sure.'), TOOL_CALL] : [];
       let threads = initialThreads(grammar.root);
       for (let k = 0; k < 14; k++) {
-        const mask = computeMask(vocab, threads);
+        const { mask } = computeMask(vocab, threads);
         const naive = naiveAllowed(vocab, threads);
         states++;
         assert.equal(mask.count, naive.size, `state ${k}: as many allowed tokens as the naive check`);

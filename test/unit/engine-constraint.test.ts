@@ -59,6 +59,25 @@ test('with the end-of-text token as a stop token it is not yielded; maxTokens cu
   assert.equal((await cut.result).finishReason, 'length');
 });
 
+test('the engine passes the tokens left: a reply closes valid within a max_tokens that holds its shortest ending', async () => {
+  // A free string and a number: unsteered, a sampled reply runs on in either until max_tokens.
+  const open = { type: 'object', properties: { note: { type: 'string' }, n: { type: 'number' } }, required: ['note', 'n'], additionalProperties: false };
+  // {"note":"","n":0} "\n" <|endoftext|>: 19 symbols.
+  for (const maxTokens of [19, 24, 40]) {
+    for (const seed of [1, 2, 3]) {
+      const c = new GrammarConstraint(replyGrammar({ json: { kind: 'schema', schema: open } }, { endOfText: EOT, toolCall: TOOL_CALL }), vocabulary());
+      const g = engine.generate(request(promptIds, { maxTokens, constraint: c, sampling: { ...GREEDY, temperature: 1.5, seed } }));
+      const tokens = await collect(g);
+      const result = await g.result;
+      assert.equal(result.finishReason, 'stop', `max_tokens ${maxTokens}, seed ${seed}`);
+      assert.ok(result.completionTokens <= maxTokens);
+      const value = JSON.parse(tokenizer.decode(tokens.slice(0, -1).map((t) => t.id)));
+      assert.equal(typeof value.note, 'string');
+      assert.ok(Number.isFinite(value.n));
+    }
+  }
+});
+
 test('a logit_bias that bans every token the constraint allows fails the generation with ConstraintBlockedError', async () => {
   // The reply must start with "{": ban every token that does.
   const v = vocabulary();

@@ -145,10 +145,10 @@ test('bad tool definitions and formats: 400 naming the tool or field', async () 
     ['name with a space', { tools: [{ type: 'function', function: { name: 'get weather' } }] }, 'tools[0].function.name', /pattern/],
     ['duplicate names', { tools: [weather, time, weather] }, 'tools[2].function.name', /tools\[2\] "get_weather": duplicate function name \(tools\[0\]/],
     [
-      'unsupported keyword',
-      { tools: [time, { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { d: { type: 'string', pattern: '^x' } } } } }] },
+      'what strict mode cannot enforce',
+      { tools: [time, { type: 'function', function: { name: 'f', strict: true, parameters: { type: 'object', properties: { d: { type: 'string', pattern: '^(?!x)' } } } } }] },
       'tools[1].function.parameters',
-      /tools\[1\] "f": parameters: unsupported keyword "pattern" \(at #\/properties\/d\/pattern\)/,
+      /tools\[1\] "f": parameters: "pattern" uses what the grammar cannot enforce: lookahead .* \(at #\/properties\/d\/pattern\)/,
     ],
     ['invalid schema', { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { d: { type: 'text' } } } } }] }, 'tools[0].function.parameters', /tools\[0\] "f": parameters: "type" must be one of/],
     ['parameters not an object', { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'string' } } }] }, 'tools[0].function.parameters', /must describe a JSON object/],
@@ -158,10 +158,10 @@ test('bad tool definitions and formats: 400 naming the tool or field', async () 
     ['json_schema without json_schema', { response_format: { type: 'json_schema' } }, 'response_format.json_schema', /required/],
     ['json_schema without a name', { response_format: { type: 'json_schema', json_schema: { schema: {} } } }, 'response_format.json_schema.name', /name/],
     [
-      'unsupported keyword in a response schema',
-      { response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { day: { type: 'string', format: 'date' } } } } } },
+      'what strict mode cannot enforce in a response schema',
+      { response_format: { type: 'json_schema', json_schema: { name: 'x', strict: true, schema: { type: 'object', properties: { days: { type: 'array', uniqueItems: true } } } } } },
       'response_format.json_schema.schema',
-      /unsupported keyword "format" \(at #\/properties\/day\/format\)/,
+      /"uniqueItems" is not enforced .*\(at #\/properties\/days\/uniqueItems\)/,
     ],
     ['unresolvable $ref', { response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { $ref: '#/$defs/nope' } } } }, 'response_format.json_schema.schema', /does not resolve/],
   ];

@@ -30,6 +30,11 @@ export class TokenMask {
     }
   }
 
+  /** Estimated bytes it holds. */
+  get bytes(): number {
+    return 64 + (this.bits?.byteLength ?? 0) + (this.allowedIds?.byteLength ?? 0) * 2 + (this.bannedIds?.byteLength ?? 0);
+  }
+
   has(id: number): boolean {
     if (id < 0 || id >= this.size) return false;
     if (this.bits) return ((this.bits[id >>> 5] >>> (id & 31)) & 1) === 1;

@@ -57,6 +57,41 @@ export class TokenVocabulary {
   }
 
   /**
+   * The fewest tokens whose bytes, one after the other, are each suffix of
+   * `bytes` (result[p] for bytes[p..]; result[length] = 0): a walk of the
+   * trie from each position. Where no token starts, a byte counts one (every
+   * byte is a token of the tokenizers served).
+   */
+  minTokens(bytes: Uint8Array): Int32Array {
+    const n = bytes.length;
+    const best = new Int32Array(n + 1);
+    const { firstChild, childCount, edgeByte, tokenAt } = this.trie;
+    for (let i = n - 1; i >= 0; i--) {
+      let b = best[i + 1] + 1;
+      let node = 0;
+      for (let j = i; j < n; j++) {
+        let lo = firstChild[node];
+        let hi = lo + childCount[node] - 1;
+        let next = -1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >>> 1;
+          if (edgeByte[mid] === bytes[j]) {
+            next = mid;
+            break;
+          }
+          if (edgeByte[mid] < bytes[j]) lo = mid + 1;
+          else hi = mid - 1;
+        }
+        if (next < 0) break;
+        node = next;
+        if (tokenAt[node] >= 0 && best[j + 1] + 1 < b) b = best[j + 1] + 1;
+      }
+      best[i] = b;
+    }
+    return best;
+  }
+
+  /**
    * The ordinary tokens split by `keep`, computed once per `name` (the name
    * must identify the predicate). Lets an automaton state that maps every
    * token of a known class to itself skip the trie walk over that class.

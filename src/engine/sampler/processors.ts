@@ -15,6 +15,8 @@ export interface StepLogits {
    * (1/temperature). Kept as a factor, not applied, so temperature costs no pass.
    */
   scale: number;
+  /** Tokens the generation may still produce, this one included (the constraint steers to an ending within them). */
+  remaining?: number;
 }
 
 /** The tokens a request has seen, which the penalties consult. */
@@ -49,8 +51,8 @@ export interface LogitsProcessor {
 export class ConstraintMaskProcessor implements LogitsProcessor {
   constructor(private readonly matcher: ConstraintMatcher) {}
 
-  apply({ values }: StepLogits): void {
-    this.matcher.allowed().apply(values);
+  apply({ values, remaining }: StepLogits): void {
+    this.matcher.allowed(remaining).apply(values);
   }
 }
 

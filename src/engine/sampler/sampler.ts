@@ -77,9 +77,9 @@ export class Sampler {
     this.greedy = !(params.temperature >= GREEDY_BELOW_TEMPERATURE);
   }
 
-  /** Picks the next token from one position's logits (modified in place) and records it. */
-  sample(values: Float32Array): GeneratedToken {
-    const logits: StepLogits = { values, scale: 1 };
+  /** Picks the next token from one position's logits (modified in place) and records it; `remaining`: tokens left to generate, this one included. */
+  sample(values: Float32Array, remaining?: number): GeneratedToken {
+    const logits: StepLogits = { values, scale: 1, remaining };
     for (const processor of this.processors) processor.apply(logits, this.history);
     const token = this.pick(logits);
     this.history.record(token.id);
