@@ -1,0 +1,17 @@
+/**
+ * The schema's versions, applied in order at start (Kysely's Migrator records
+ * which ran in its own table). A migration is never edited once released: a
+ * change is a new file with the next number.
+ */
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001-files-and-fine-tuning.ts';
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001-files-and-fine-tuning': m0001,
+};
+
+export const migrations: MigrationProvider = {
+  async getMigrations() {
+    return MIGRATIONS;
+  },
+};

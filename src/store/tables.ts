@@ -1,0 +1,97 @@
+/**
+ * The database's tables as Kysely sees them: one interface per table, the
+ * columns as stored (JSON documents are TEXT, booleans are 0/1, times are
+ * Unix seconds), so the same queries run on SQLite and PostgreSQL. Every
+ * table has an integer `seq`, increasing with insertion: lists are ordered
+ * and paginated by it (an id cursor is looked up to its seq).
+ */
+import type { Generated } from 'kysely';
+
+export interface FilesTable {
+  seq: Generated<number>;
+  id: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  created_at: number;
+  expires_at: number | null;
+  sha256: string;
+}
+
+export interface FineTuningJobsTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  /** The base model, as the request named it. */
+  model: string;
+  training_file: string;
+  validation_file: string | null;
+  suffix: string | null;
+  seed: number;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON: the method as requested (type, hyperparameters with "auto"), and the extension fields. */
+  method: string;
+  /** JSON: the resolved hyperparameters, once known. */
+  hyperparameters: string | null;
+  status: string;
+  /** JSON {code, message, param} or null. */
+  error: string | null;
+  fine_tuned_model: string | null;
+  finished_at: number | null;
+  trained_tokens: number | null;
+  estimated_finish: number | null;
+  /** JSON array of file ids. */
+  result_files: string;
+  /** Set while a pause has been asked for and not yet taken effect. */
+  pause_requested: number;
+  /** How many times the trainer was started for this job (a restart after a crash resumes it). */
+  attempts: number;
+}
+
+export interface FineTuningEventsTable {
+  seq: Generated<number>;
+  id: string;
+  job_id: string;
+  created_at: number;
+  level: string;
+  message: string;
+  type: string;
+  /** JSON object or null. */
+  data: string | null;
+}
+
+export interface FineTuningCheckpointsTable {
+  seq: Generated<number>;
+  id: string;
+  job_id: string;
+  created_at: number;
+  step_number: number;
+  /** JSON object. */
+  metrics: string;
+  fine_tuned_model_checkpoint: string;
+  /** The checkpoint's model directory, relative to the data directory. */
+  dir: string;
+}
+
+export interface ModelsTable {
+  seq: Generated<number>;
+  /** The model's name, as requests give it. */
+  id: string;
+  created_at: number;
+  owned_by: string;
+  /** 'fine-tuned' (a published job result) or 'checkpoint'. */
+  kind: string;
+  /** Relative to the data directory. */
+  dir: string;
+  base_model: string;
+  job_id: string | null;
+}
+
+export interface Database {
+  files: FilesTable;
+  fine_tuning_jobs: FineTuningJobsTable;
+  fine_tuning_events: FineTuningEventsTable;
+  fine_tuning_checkpoints: FineTuningCheckpointsTable;
+  models: ModelsTable;
+}
