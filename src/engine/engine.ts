@@ -33,7 +33,7 @@ import { DEFAULT_SCORING, scoreSequences } from './scoring.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
 import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
-import { emptyState, stackStates, stateRow, type RecurrentState } from './state.ts';
+import { emptyState, stackStates, stateRow, type RecurrentState, type StateSpec } from './state.ts';
 import { StateCache } from './state-cache.ts';
 import { TokenChannel } from './token-channel.ts';
 import { CandidateSet } from './sampler/candidate-set.ts';
@@ -211,6 +211,11 @@ export class MMRecEngine implements Engine {
         }
       }
     }
+  }
+
+  /** The graph's state tensors (an initial state must match them). */
+  get stateSpecs(): readonly StateSpec[] {
+    return this.model.signature.states;
   }
 
   /** Loads the saved state cache (when a directory is configured); says what it found. */

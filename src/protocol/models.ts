@@ -18,6 +18,8 @@ export type ListModelsResponse = Static<typeof ListModelsResponse>;
 
 export const ModelParams = Type.Object({ model: Type.String() });
 
+export const DeleteModelResponse = Type.Object({ id: Type.String(), object: Type.Literal('model'), deleted: Type.Boolean() }, { title: 'DeleteModelResponse' });
+
 export const Health = Type.Object(
   {
     status: Type.Union([Type.Literal('ok'), Type.Literal('loading'), Type.Literal('shutting_down')]),

@@ -64,7 +64,7 @@ export class ChatServing {
   }
 
   private async plan(req: ChatCompletionRequest, stats: RequestStats): Promise<Plan> {
-    const model = this.deps.registry.get(req.model);
+    const model = await this.deps.registry.resolve(req.model);
     stats.model = model.id;
     checkStreamOptions(req);
     const messages = asInvalidRequest(() => toChatMessages(req.messages, this.deps.limits.maxJsonDepth));

@@ -68,7 +68,7 @@ export class CompletionServing {
   }
 
   private async plan(req: CompletionRequest, stats: RequestStats): Promise<Plan> {
-    const model = this.deps.registry.get(req.model);
+    const model = await this.deps.registry.resolve(req.model);
     stats.model = model.id;
     checkStreamOptions(req);
     if (req.suffix) throw ApiError.invalid('suffix is not supported', 'suffix', 'unsupported_value');

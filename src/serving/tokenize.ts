@@ -13,7 +13,7 @@ export class TokenizeServing {
   ) {}
 
   async tokenize(req: TokenizeRequest): Promise<TokenizeResponse> {
-    const model = this.registry.get(req.model);
+    const model = await this.registry.resolve(req.model);
     if ((req.prompt === undefined) === (req.messages === undefined)) {
       throw ApiError.invalid('give exactly one of prompt and messages', req.prompt === undefined ? 'prompt' : 'messages');
     }
@@ -27,8 +27,8 @@ export class TokenizeServing {
     return { tokens, count: tokens.length, max_model_len: model.info.contextLength };
   }
 
-  detokenize(req: DetokenizeRequest): DetokenizeResponse {
-    const model = this.registry.get(req.model);
+  async detokenize(req: DetokenizeRequest): Promise<DetokenizeResponse> {
+    const model = await this.registry.resolve(req.model);
     req.tokens.forEach((id, k) => {
       if (!model.tokenizer.isKnown(id)) throw ApiError.invalid(`tokens[${k}] = ${id} is not a token id of this model`, `tokens[${k}]`, 'invalid_value');
     });

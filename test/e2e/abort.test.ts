@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildApp } from '../../src/app.ts';
 import { parseConfig, type ServerConfig } from '../../src/config.ts';
-import { loadServedModel } from '../../src/server.ts';
+import { loadServedModel } from '../../src/serving/model-loading.ts';
 import { ModelRegistry } from '../../src/serving/registry.ts';
 import { MODEL, MODEL_DIR } from './helpers.ts';
 

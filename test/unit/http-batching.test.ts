@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { parseConfig, type ServerConfig } from '../../src/config.ts';
-import { loadServedModel } from '../../src/server.ts';
+import { loadServedModel } from '../../src/serving/model-loading.ts';
 import { ServerMetrics } from '../../src/serving/metrics.ts';
 import { ModelRegistry } from '../../src/serving/registry.ts';
 import type { StepInfo } from '../../src/engine/engine.ts';
