@@ -10,6 +10,9 @@
  * reported as such and its server killed.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { printTable } from './table.ts';
 
@@ -24,7 +27,7 @@ interface Server {
 }
 
 async function start(): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `models/${MODEL}`, '--shutdown-timeout', '5'], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `models/${MODEL}`, '--shutdown-timeout', '5', '--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-hostile-'))], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

@@ -8,11 +8,13 @@
  *
  * Run alone: npx tsx bench/http.ts [--model DIR] [--url http://host:port --model-id ID] [--tokens N] [--runs N]
  */
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseConfig, type ServerConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { median, printTable } from './table.ts';
 
 export interface HttpBenchOptions {
@@ -126,7 +128,8 @@ export async function benchHttpConcurrent(baseUrl: string, model: string, stream
 
 /** Start the real server in-process (port 0, logs off) on one model directory, run `fn`, stop it. */
 export async function withHttpServer<T>(modelDir: string, fn: (baseUrl: string, model: string) => Promise<T>, flags: string[] = []): Promise<T> {
-  const { config } = parseConfig(['--port', '0', '--model', resolve(modelDir), ...flags], {}) as { config: ServerConfig };
+  const dataDir = flags.includes('--data-dir') ? [] : ['--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-bench-data-'))];
+  const { config } = parseConfig(['--port', '0', '--model', resolve(modelDir), ...dataDir, ...flags], {}) as { config: ServerConfig };
   const server = await startServer(config, pino({ level: 'silent' }));
   try {
     await server.ready;

@@ -17,6 +17,10 @@ import { completionRoutes } from './http/routes/completions.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
+import { fileRoutes } from './http/routes/files.ts';
+import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
+import type { FileService } from './serving/files.ts';
+import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
@@ -52,6 +56,10 @@ export interface AppOptions {
   metrics?: ServerMetrics;
   /** Called for every route as it is registered (the OpenAPI generator listens here). */
   onRoute?: (route: RouteOptions) => void;
+  /** The Files API (needs the store); absent: no /v1/files routes. */
+  files?: FileService;
+  /** The fine-tuning API (needs the store and its worker); absent: no /v1/fine_tuning routes, and no model can be deleted. */
+  fineTuning?: FineTuningService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -108,7 +116,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   await app.register(healthRoutes, { registry: options.registry });
   await app.register(metricsRoutes, { metrics });
-  await app.register(modelRoutes, { registry: options.registry });
+  const fineTuning = options.fineTuning;
+  await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
+  if (options.files) await app.register(fileRoutes, { service: options.files });
+  if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
   await app.register(chatRoutes, { serving: new ChatServing(deps) });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });

@@ -65,6 +65,24 @@ export interface ServerConfig {
   grammarCacheBytes: number;
   constraintBytes: number;
   logLevel: LogLevel;
+  /** Everything the server keeps: files, jobs, fine-tuned models, the metadata database. */
+  dataDir: string;
+  /** Largest file upload in bytes. */
+  maxFileBytes: number;
+  /** The Python interpreter that runs the model kit; '' = the first on PATH that has PyTorch. */
+  python: string;
+  /** The model kit's directory (kit/ of this project by default). */
+  kitDir: string;
+  /** Fine-tuning jobs training at once. */
+  maxTrainingJobs: number;
+  /** Torch threads of a training job. */
+  trainingThreads: number;
+  /** Niceness added to a training process. */
+  trainingNiceness: number;
+  /** OpenAI's organization: owner of fine-tuned models and part of their names. */
+  organization: string;
+  /** Stored (fine-tuned) models loaded at once; the least recently used is unloaded past it. */
+  maxLoadedModels: number;
 }
 
 export class ConfigError extends Error {}
@@ -122,6 +140,15 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'grammarCacheBytes', flag: 'grammar-cache-bytes', kind: 'int', default: String(256 * 2 ** 20), min: 0, max: 2 ** 40, help: 'estimated bytes of compiled tool/response_format constraints (grammar, masks) kept for later requests of the same shape, least recently used out' },
   { key: 'constraintBytes', flag: 'constraint-bytes', kind: 'int', default: String(32 * 2 ** 20), min: 1 << 20, max: 2 ** 36, help: 'estimated bytes of masks and automaton frames one constraint keeps; when full it starts over' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
+  { key: 'dataDir', flag: 'data-dir', kind: 'string', default: 'data', help: 'directory for everything the server keeps (files, fine-tuning jobs, fine-tuned models, its database); created at start' },
+  { key: 'maxFileBytes', flag: 'max-file-bytes', kind: 'int', default: String(512 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest file upload in bytes (larger: 413, checked while the file streams in)' },
+  { key: 'python', flag: 'python', kind: 'string', optional: true, default: '', help: 'Python interpreter for fine-tuning (needs PyTorch, onnx, numpy; empty: the first python3 or python on PATH that has them)' },
+  { key: 'kitDir', flag: 'kit-dir', kind: 'string', optional: true, default: '', help: "the model kit's directory (empty: kit/ of this project)" },
+  { key: 'maxTrainingJobs', flag: 'max-training-jobs', kind: 'int', default: '1', min: 0, max: 64, help: 'fine-tuning jobs training at once; the rest wait in order (0: jobs are accepted but none trains)' },
+  { key: 'trainingThreads', flag: 'training-threads', kind: 'int', default: '1', min: 1, max: 1024, help: 'PyTorch threads of a training job (inference keeps the other cores)' },
+  { key: 'trainingNiceness', flag: 'training-niceness', kind: 'int', default: '10', min: 0, max: 19, help: 'added to a training process\'s niceness, so inference is scheduled first' },
+  { key: 'organization', flag: 'organization', kind: 'string', default: 'mmrec', help: 'organization id of fine-tuning jobs, owner of fine-tuned models and part of their names (ft:<base>:<organization>:<suffix>:<job>)' },
+  { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
 ];
 
 export function envName(flag: string): string {

@@ -12,12 +12,12 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, type ServerConfig } from './config.ts';
-import { loadEngine, type EngineOptions } from './engine/engine.ts';
-import { readModelDir } from './engine/model-dir.ts';
-import { ChatTokenizer } from './chat/tokenizer.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
-import { createServedModel, ModelRegistry, type ServedModel } from './serving/registry.ts';
+import { ModelRegistry } from './serving/registry.ts';
+import { createStoredServices } from './serving/stored-services.ts';
+import { Store } from './store/store.ts';
+import { loadServedModel } from './serving/model-loading.ts';
 import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
 import { ServerMetrics } from './serving/metrics.ts';
@@ -38,56 +38,6 @@ function providerReason(device: ServerConfig['device'], provider: string, engine
   if (engineReason) return engineReason;
   if (device !== 'auto') return `--device ${device}`;
   return provider === 'cpu' ? 'device auto: no GPU execution provider is available here' : `device auto: the ${provider} execution provider is available`;
-}
-
-/**
- * Load one model directory as a served model: its engine, its tokenizer and
- * defaults from config.json, and its id (the directory name, whatever
- * config.json calls it). `engineOptions` adds to what the configuration sets
- * (tests pass onStep).
- */
-export async function loadServedModel(
-  config: ServerConfig,
-  id: string,
-  dir: string,
-  engineOptions: Partial<EngineOptions> = {},
-  log?: Logger,
-): Promise<ServedModel> {
-  const modelDir = readModelDir(dir);
-  // The tokenizer's checks (special tokens that collide…) run before the model is loaded: a bad config.json fails fast.
-  try {
-    new ChatTokenizer(modelDir.config.tokenizer);
-  } catch (e) {
-    throw new Error(`${modelDir.configPath}: ${(e as Error).message}`);
-  }
-  const engine = await loadEngine(dir, {
-    device: config.device,
-    intraOpThreads: config.intraOpThreads || undefined,
-    interOpThreads: config.interOpThreads || undefined,
-    prefillChunkSize: config.prefillChunkSize || undefined,
-    maxBatchSize: config.maxBatchSize,
-    decodeLanes: config.decodeLanes === 2 ? 2 : 1,
-    stateCache: { maxBytes: config.stateCacheBytes, dir: config.stateCacheDir ? resolve(config.stateCacheDir) : undefined },
-    log,
-    ...engineOptions,
-  });
-  const restored = engine.loadCache();
-  if (restored.ignored || restored.dropped) {
-    log?.warn(
-      { model: id, entries: restored.entries, ignored: restored.ignored, dropped_non_finite: restored.dropped },
-      restored.ignored ? `state cache file ignored: ${restored.ignored}` : `state cache: ${restored.dropped} states that were not finite dropped`,
-    );
-  }
-  if (restored.entries > 0) {
-    log?.info({ model: id, entries: restored.entries, bytes: engine.stats().stateCache?.bytes }, `state cache: ${restored.entries} conversation states loaded`);
-  }
-  const info = { ...engine.info, id };
-  return createServedModel(
-    { info, generate: (r) => engine.generate(r), close: () => engine.close(), stats: () => engine.stats() },
-    modelDir.config.tokenizer,
-    { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
-    `${modelDir.createdAt}`,
-  );
 }
 
 async function loadModels(config: ServerConfig, models: Array<{ id: string; dir: string }>, registry: ModelRegistry, log: Logger, metrics: ServerMetrics): Promise<void> {
@@ -119,7 +69,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
+  const { store, report } = await Store.open(config.dataDir);
+  log.info({ data_dir: store.dataDir.root, ...report }, `data directory ${store.dataDir.root}`);
+  const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }));
   const app = await buildApp({
+    files: stored.files,
+    fineTuning: stored.fineTuning,
     registry,
     limits: {
       maxTokens: config.maxTokens,
@@ -154,7 +109,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const url = `http://${host}:${port}`;
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
-  const ready = loadModels(config, models, registry, log, metrics);
+  // Jobs start once the models they may be based on are served.
+  const ready = loadModels(config, models, registry, log, metrics).then(() => stored.worker.start());
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;
@@ -178,7 +134,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       app.server.closeAllConnections();
       await closed;
       await ready.catch(() => {});
+      // Trainers save their state and stop; their jobs resume at the next start.
+      await stored.worker.close();
       await Promise.allSettled(registry.list().map((m) => m.engine.close()));
+      await store.close();
       log.info('stopped');
     })());
 

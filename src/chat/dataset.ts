@@ -13,6 +13,7 @@
  * The mask covers assistant output only (content, tool calls, the closing newline
  * and `<|endoftext|>`); an assistant message with `"weight": 0` is masked out.
  */
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { ChatTemplate, TemplateError } from './template.ts';
 import { toChatMessages, toToolSpecs } from './openai-messages.ts';
 
@@ -31,6 +32,11 @@ export class DatasetLineError extends Error {
 
 /** Parse and render one JSONL line; throws DatasetLineError naming the line and the reason. */
 export function prepareLine(template: ChatTemplate, text: string, line: number): PreparedConversation {
+  return prepareRecord(template, parseLine(text, line), line);
+}
+
+/** One JSONL line as an object; throws DatasetLineError. */
+export function parseLine(text: string, line: number): Record<string, unknown> {
   let obj: unknown;
   try {
     obj = JSON.parse(text);
@@ -38,7 +44,11 @@ export function prepareLine(template: ChatTemplate, text: string, line: number):
     throw new DatasetLineError(line, `not valid JSON (${(e as Error).message})`);
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DatasetLineError(line, 'must be a JSON object with "messages"');
-  const rec = obj as Record<string, unknown>;
+  return obj as Record<string, unknown>;
+}
+
+/** Render one parsed example; throws DatasetLineError naming the line and the reason. */
+export function prepareRecord(template: ChatTemplate, rec: Record<string, unknown>, line: number): PreparedConversation {
   try {
     const messages = toChatMessages(rec.messages);
     const tools = toToolSpecs(rec.tools);
@@ -125,4 +135,126 @@ export function encodeDataset(spec: { encoding: string; special_tokens: Record<s
     o += c.mask.length;
   }
   return buf;
+}
+
+/**
+ * encodeDataset for data too large to hold: conversations are appended one by
+ * one (their tokens and masks go to two scratch files beside the output), and
+ * `finish` writes the header and offsets, then copies the two sections in.
+ * Memory: 8 bytes per conversation.
+ */
+export class DatasetWriter {
+  private readonly offsets: number[] = [0];
+  private tokens = 0;
+  private trained = 0;
+  private readonly idsPath: string;
+  private readonly maskPath: string;
+  private readonly ids: number;
+  private readonly mask: number;
+
+  constructor(
+    private readonly path: string,
+    private readonly spec: { encoding: string; special_tokens: Record<string, number>; vocab_size: number },
+  ) {
+    this.idsPath = `${path}.ids.part`;
+    this.maskPath = `${path}.mask.part`;
+    this.ids = openSync(this.idsPath, 'w');
+    this.mask = openSync(this.maskPath, 'w');
+  }
+
+  get conversations(): number {
+    return this.offsets.length - 1;
+  }
+
+  add(c: PreparedConversation): void {
+    const ids = new Uint32Array(c.ids.length);
+    c.ids.forEach((id, i) => {
+      if (id >= this.spec.vocab_size) throw new Error(`token id ${id} is outside the vocabulary (${this.spec.vocab_size})`);
+      ids[i] = id;
+    });
+    writeAll(this.ids, new Uint8Array(ids.buffer));
+    writeAll(this.mask, c.mask);
+    this.tokens += c.ids.length;
+    for (const m of c.mask) this.trained += m;
+    this.offsets.push(this.tokens);
+  }
+
+  /** Writes the dataset file and removes the scratch files. */
+  finish(): PrepareStats {
+    closeSync(this.ids);
+    closeSync(this.mask);
+    let header = JSON.stringify({
+      version: 1,
+      conversations: this.conversations,
+      tokens: this.tokens,
+      trained_tokens: this.trained,
+      vocab_size: this.spec.vocab_size,
+      encoding: this.spec.encoding,
+      special_tokens: this.spec.special_tokens,
+    });
+    header += ' '.repeat((8 - ((8 + 4 + Buffer.byteLength(header)) % 8)) % 8);
+    const headerBytes = Buffer.from(header, 'utf8');
+    const out = openSync(this.path, 'w');
+    try {
+      const prefix = Buffer.alloc(12);
+      prefix.write(DATASET_MAGIC, 0, 'ascii');
+      prefix.writeUInt32LE(headerBytes.length, 8);
+      writeAll(out, prefix);
+      writeAll(out, headerBytes);
+      writeAll(out, new Uint8Array(BigUint64Array.from(this.offsets.map(BigInt)).buffer));
+      for (const part of [this.idsPath, this.maskPath]) {
+        const fd = openSync(part, 'r');
+        try {
+          const buf = Buffer.alloc(1 << 20);
+          for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) writeAll(out, buf.subarray(0, n));
+        } finally {
+          closeSync(fd);
+        }
+      }
+      fsyncSync(out);
+    } finally {
+      closeSync(out);
+      rmSync(this.idsPath, { force: true });
+      rmSync(this.maskPath, { force: true });
+    }
+    return { conversations: this.conversations, tokens: this.tokens, trainedTokens: this.trained };
+  }
+
+  /** Stops without a dataset (the scratch files are removed). */
+  abandon(): void {
+    for (const fd of [this.ids, this.mask]) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed by finish()
+      }
+    }
+    rmSync(this.idsPath, { force: true });
+    rmSync(this.maskPath, { force: true });
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  for (let off = 0; off < data.byteLength; ) off += writeSync(fd, data, off);
+}
+
+/** Reads a dataset file back (the validation set a job scores with): its conversations, up to `limit` of them. */
+export function readDataset(path: string, limit = Infinity): PreparedConversation[] {
+  const raw = readFileSync(path);
+  if (raw.subarray(0, 8).toString('ascii') !== DATASET_MAGIC) throw new Error(`${path}: not a ${DATASET_MAGIC} file`);
+  const headerLength = raw.readUInt32LE(8);
+  const header = JSON.parse(raw.subarray(12, 12 + headerLength).toString('utf8')) as { conversations: number; tokens: number };
+  const n = header.conversations;
+  let at = 12 + headerLength;
+  const offsets: number[] = [];
+  for (let i = 0; i <= n; i++, at += 8) offsets.push(Number(raw.readBigUInt64LE(at)));
+  const tokensAt = at;
+  const maskAt = tokensAt + 4 * header.tokens;
+  const out: PreparedConversation[] = [];
+  for (let i = 0; i < Math.min(n, limit); i++) {
+    const ids: number[] = [];
+    for (let t = offsets[i]; t < offsets[i + 1]; t++) ids.push(raw.readUInt32LE(tokensAt + 4 * t));
+    out.push({ ids, mask: Uint8Array.from(raw.subarray(maskAt + offsets[i], maskAt + offsets[i + 1])) });
+  }
+  return out;
 }

@@ -6,6 +6,8 @@
 import type { RouteOptions } from 'fastify';
 import { stringify } from 'yaml';
 import { buildApp } from '../app.ts';
+import type { FileService } from '../serving/files.ts';
+import type { FineTuningService } from '../serving/fine-tuning.ts';
 import { ModelRegistry } from '../serving/registry.ts';
 
 type Json = Record<string, unknown>;
@@ -26,7 +28,10 @@ export async function collectRoutes(): Promise<CollectedRoute[]> {
       routes.push({ method: m.toLowerCase(), url: r.url, schema: r.schema as Json });
     }
   };
-  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute });
+  // Services are only registered here, never called: stand-ins are enough to document their routes.
+  const files = { maxFileBytes: 1 } as FileService;
+  const fineTuning = {} as FineTuningService;
+  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning });
   await app.ready();
   await app.close();
   return routes;
@@ -66,10 +71,19 @@ export function buildOpenApi(routes: CollectedRoute[], version: string): Json {
     op.operationId = `${r.method}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`;
     if (path === '/health') op.security = [];
     const params = s.params as Json | undefined;
+    const parameters: Json[] = [];
     if (params?.properties) {
-      op.parameters = Object.entries(params.properties as Json).map(([name, schema]) => ({ name, in: 'path', required: true, schema: components.ref(schema) }));
+      parameters.push(...Object.entries(params.properties as Json).map(([name, schema]) => ({ name, in: 'path', required: true, schema: components.ref(schema) })));
     }
+    const query = s.querystring as Json | undefined;
+    if (query?.properties) {
+      const required = new Set((query.required as string[] | undefined) ?? []);
+      parameters.push(...Object.entries(query.properties as Json).map(([name, schema]) => ({ name, in: 'query', required: required.has(name), schema: components.ref(schema) })));
+    }
+    if (parameters.length > 0) op.parameters = parameters;
     if (s.body) op.requestBody = { required: true, content: { 'application/json': { schema: components.ref(s.body) } } };
+    // A multipart body is read by the route itself (streamed), so it is documented apart from Fastify's body schema.
+    if (s.multipartBody) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: components.ref(s.multipartBody) } } };
     const responses: Json = {};
     for (const [status, resp] of Object.entries((s.response ?? {}) as Record<string, Json>)) {
       const content: Json = {};

@@ -3,6 +3,9 @@
  * engine, models/mm-rec-tiny) on a free port and wait until it is ready.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 
@@ -23,7 +26,9 @@ export interface ServerProcess {
 
 /** Start `node --import tsx src/server.ts --port 0 --model models/mm-rec-tiny …` and wait for "ready". */
 export async function startServer(args: string[] = [], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...args], {
+  // Each server keeps its own data (files, jobs) unless the test names a directory.
+  const dataDir = args.includes('--data-dir') ? [] : ['--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-data-'))];
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

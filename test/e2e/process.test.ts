@@ -14,6 +14,8 @@ import { SETTINGS, envName } from '../../src/config.ts';
 import { MODEL, MODEL_DIR, ROOT, parseSse, run, startServer } from './helpers.ts';
 
 const server = ['--import', 'tsx', 'src/server.ts'];
+/** A data directory of the test's own (the server creates ./data otherwise). */
+const dataDir = () => ['--data-dir', mkdtempSync(`${tmpdir()}/mmrec-data-`)];
 
 test('--help lists every option with its environment variable', async () => {
   const r = await run(process.execPath, [...server, '--help']);
@@ -50,7 +52,7 @@ test('invalid configuration stops start-up with one clear line', async () => {
 const NO_VULKAN_DRIVER = { VK_ICD_FILENAMES: '/nonexistent/mmrec-no-driver.json', VK_DRIVER_FILES: '/nonexistent/mmrec-no-driver.json' };
 
 test('--device webgpu without a WebGPU adapter stops start-up with one clear line and exit code 1', async () => {
-  const r = await run(process.execPath, [...server, '--model', MODEL_DIR, '--port', '0', '--device', 'webgpu'], { env: NO_VULKAN_DRIVER });
+  const r = await run(process.execPath, [...server, '--model', MODEL_DIR, '--port', '0', '--device', 'webgpu', ...dataDir()], { env: NO_VULKAN_DRIVER });
   assert.equal(r.code, 1, r.stderr);
   // Where a Vulkan loader is installed, Dawn (inside onnxruntime) prints its own "Warning: …" and
   // "    at …" lines (and a blank one) about it to stderr; every other line there is the server's.
@@ -72,7 +74,7 @@ test('--device auto without a GPU runs on the CPU and logs why CUDA and WebGPU w
 
 /** `npm start` with flags, detached (its own process group); resolves once the server is ready. */
 async function npmStart(args: string[]) {
-  const proc = spawn('npm', ['start', '--silent', '--', ...args, '--model', MODEL_DIR, '--intra-op-threads', '1'], {
+  const proc = spawn('npm', ['start', '--silent', '--', ...args, '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir()], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -212,7 +214,7 @@ test('a config.json whose special tokens collide is refused at start-up with the
   const cfg = JSON.parse(readFileSync(`${MODEL_DIR}/config.json`, 'utf8'));
   cfg.tokenizer.special_tokens['<|user|>'] = cfg.tokenizer.special_tokens['<|endoftext|>'];
   writeFileSync(`${modelDir}/config.json`, JSON.stringify(cfg));
-  const r = await run(process.execPath, [...server, '--port', '0', '--model', modelDir, '--intra-op-threads', '1']);
+  const r = await run(process.execPath, [...server, '--port', '0', '--model', modelDir, '--intra-op-threads', '1', ...dataDir()]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot load models: .*config\.json: special tokens <\|endoftext\|> and <\|user\|> have the same id 100257/);
 });

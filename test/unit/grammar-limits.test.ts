@@ -134,7 +134,8 @@ test('deep schemas: deeper than --max-schema-depth is refused before anything re
   for (let i = 0; i < 20_000; i++) m.accept(open);
   assert.ok(m.allowed().count > 0);
 
-  const a = await buildApp({ registry: fakeRegistry(new FakeEngine()), limits: { maxTokens: 16, maxN: 1 } });
+  // The body's own depth limit (--max-json-depth) would refuse these first: raised here, so that the schema's check is what answers.
+  const a = await buildApp({ registry: fakeRegistry(new FakeEngine()), limits: { maxTokens: 16, maxN: 1 }, maxJsonDepth: 20_000 });
   // 10,000 levels as JSON text (JSON.stringify itself overflows the stack on it).
   const deep = '{"type":"object","properties":{"a":'.repeat(5000) + '{"type":"string"}' + '}}'.repeat(5000);
   const start = '{"model":"fake-model","messages":[{"role":"user","content":"x"}],';

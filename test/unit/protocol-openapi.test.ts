@@ -21,7 +21,26 @@ test('openapi.yaml documents every endpoint, and its schemas compile', async () 
     components: { schemas: Record<string, unknown> };
   };
   assert.equal(doc.openapi, '3.1.0');
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/detokenize', '/health', '/metrics', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}']);
+  assert.deepEqual(Object.keys(doc.paths).sort(), [
+    '/detokenize',
+    '/health',
+    '/metrics',
+    '/tokenize',
+    '/v1/chat/completions',
+    '/v1/completions',
+    '/v1/files',
+    '/v1/files/{file_id}',
+    '/v1/files/{file_id}/content',
+    '/v1/fine_tuning/jobs',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}/events',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}/pause',
+    '/v1/fine_tuning/jobs/{fine_tuning_job_id}/resume',
+    '/v1/models',
+    '/v1/models/{model}',
+  ]);
   const ajv = new Ajv2020.default({ strict: false });
   ajv.addSchema({ $id: 'doc', components: doc.components });
   const request = ajv.compile({ $ref: 'doc#/components/schemas/CreateChatCompletionRequest' });
