@@ -79,6 +79,8 @@ export interface EngineOptions {
   prefillChunkSize?: number;
   /** Generations in the batch at once (decoding or prefilling); more wait. */
   maxBatchSize?: number;
+  /** Rows background generations may take (default three quarters of maxBatchSize): the rest stay free for interactive ones. */
+  maxBackgroundRows?: number;
   /**
    * 1 (default): every decoding generation is a row of one call per step. 2: they
    * are split into two lanes whose steps alternate, so the model runs one lane
@@ -170,6 +172,7 @@ export class MMRecEngine implements Engine {
   private readonly inFlight = new Set<Promise<GenerationResult>>();
   private readonly prefillChunk: number;
   private readonly maxBatch: number;
+  private readonly maxBackground: number;
   private readonly decodeLanes: 1 | 2;
   private readonly cache?: StateCache;
   private readonly saveTimer?: NodeJS.Timeout;
@@ -197,6 +200,7 @@ export class MMRecEngine implements Engine {
     this.prefillChunk = options.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isSafeInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunkSize must be a positive integer, got ${this.prefillChunk}`);
     this.maxBatch = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+    this.maxBackground = options.maxBackgroundRows ?? Math.max(1, this.maxBatch - Math.max(1, Math.floor(this.maxBatch / 4)));
     this.decodeLanes = options.decodeLanes ?? 1;
     if (this.decodeLanes !== 1 && this.decodeLanes !== 2) throw new RangeError(`decodeLanes must be 1 or 2, got ${this.decodeLanes}`);
     if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatchSize must be a positive integer, got ${this.maxBatch}`);
@@ -445,12 +449,34 @@ export class MMRecEngine implements Engine {
     return n;
   }
 
+  /**
+   * Interactive generations first, in arrival order; background ones after
+   * them, and only into the rows they may take, so that batch work fills the
+   * gaps interactive traffic leaves instead of queueing ahead of it.
+   */
   private admit(): void {
     let room = this.maxBatch - this.active;
-    while (room > 0 && this.waiting.length > 0) {
-      this.activate(this.waiting.shift()!);
-      room--;
+    for (let i = 0; room > 0 && i < this.waiting.length; ) {
+      if (this.waiting[i].request.priority === 'background') i++;
+      else {
+        this.activate(this.waiting.splice(i, 1)[0]);
+        room--;
+      }
     }
+    let backgroundRoom = Math.min(room, this.maxBackground - this.activeBackground);
+    for (let i = 0; backgroundRoom > 0 && i < this.waiting.length; ) {
+      if (this.waiting[i].request.priority !== 'background') i++;
+      else {
+        this.activate(this.waiting.splice(i, 1)[0]);
+        backgroundRoom--;
+      }
+    }
+  }
+
+  private get activeBackground(): number {
+    let n = this.decoding.reduce((k, s) => k + (!s.tail && s.request.priority === 'background' ? 1 : 0), 0);
+    for (const t of this.prefills) n += t.members.filter((s) => s.request.priority === 'background').length;
+    return n;
   }
 
   /**

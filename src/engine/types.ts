@@ -60,6 +60,12 @@ export interface GenerateRequest {
    * initial state are never restored for another.
    */
   initialState?: InitialState;
+  /**
+   * 'background' (batch lines, evaluation runs): admitted into the batch only
+   * after every waiting interactive generation, and into the rows left free
+   * for them (EngineOptions.maxBackgroundRows). Default 'interactive'.
+   */
+  priority?: 'interactive' | 'background';
 }
 
 export interface InitialState {

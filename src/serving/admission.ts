@@ -68,18 +68,27 @@ export class Admission {
   }
 }
 
+/** How a request is run when it does not come from an HTTP client (batches, evaluations). */
+export interface RunOptions {
+  /** false: the caller bounds its own concurrency; the request takes no admission slot (and is never refused with 429). */
+  admission?: boolean;
+  /** 'background': the engine serves it in the rows interactive requests leave free. */
+  priority?: 'interactive' | 'background';
+}
+
 /**
- * Admits a request (429 when the queue is full), then runs it. A stream holds
+ * Admits a request (429 when the queue is full), then runs it; without an
+ * admission (internal callers), it runs at once. A stream holds
  * its slot until it ends, or until the request signal aborts when the client
  * left before the first chunk was read; a plain response holds it while it is built.
  */
 export async function admitAndRun<Body, Event>(
-  admission: Admission,
+  admission: Admission | undefined,
   stream: boolean,
   signal: AbortSignal,
   run: { stream(release: () => void): AsyncIterable<Event>; complete(): Promise<Body> },
 ): Promise<{ stream: false; body: Body } | { stream: true; events: AsyncIterable<Event> }> {
-  const release = await admission.acquire(signal);
+  const release = admission ? await admission.acquire(signal) : () => {};
   if (stream) {
     signal.addEventListener('abort', release, { once: true });
     return { stream: true, events: run.stream(release) };

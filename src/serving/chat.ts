@@ -7,7 +7,7 @@ import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChoiceLogprobs, ToolCall, ToolCallChunk } from '../protocol/chat.ts';
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
-import { admitAndRun, type Admission } from './admission.ts';
+import { admitAndRun, type Admission, type RunOptions } from './admission.ts';
 import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits, type LoosenedLog } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
@@ -52,9 +52,9 @@ export class ChatServing {
    * anything wrong with the request; those are thrown before a stream starts,
    * so they still get their HTTP status.
    */
-  async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<ChatResult> {
-    const plan = await this.plan(req, stats);
-    return admitAndRun(this.deps.admission, req.stream === true, signal, {
+  async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<ChatResult> {
+    const plan = await this.plan(req, stats, opts.priority);
+    return admitAndRun(opts.admission === false ? undefined : this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
         return this.stream(plan, signal, stats, release);
@@ -63,7 +63,7 @@ export class ChatServing {
     });
   }
 
-  private async plan(req: ChatCompletionRequest, stats: RequestStats): Promise<Plan> {
+  private async plan(req: ChatCompletionRequest, stats: RequestStats, priority?: RunOptions['priority']): Promise<Plan> {
     const model = await this.deps.registry.resolve(req.model);
     stats.model = model.id;
     checkStreamOptions(req);
@@ -117,6 +117,7 @@ export class ChatServing {
       parseToolCalls: shownTools !== undefined,
       onToken: counter(),
       cacheBoundaries: rendered.boundaries,
+      priority,
     }));
     return {
       model,

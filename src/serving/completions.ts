@@ -8,7 +8,7 @@ import type { CompletionUsage } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import type { ServingDeps } from './chat.ts';
 import { abortError, streamChoices, type StreamError } from './stream-choices.ts';
-import { admitAndRun } from './admission.ts';
+import { admitAndRun, type RunOptions } from './admission.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest } from './generate.ts';
 import { CompletionLogprobsBuilder } from './logprobs.ts';
 import { checkStreamOptions, logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds } from './params.ts';
@@ -40,9 +40,9 @@ export type CompletionResult = { stream: false; body: CompletionResponse } | { s
 export class CompletionServing {
   constructor(private readonly deps: ServingDeps) {}
 
-  async create(req: CompletionRequest, signal: AbortSignal, stats: RequestStats): Promise<CompletionResult> {
-    const plan = await this.plan(req, stats);
-    return admitAndRun(this.deps.admission, req.stream === true, signal, {
+  async create(req: CompletionRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<CompletionResult> {
+    const plan = await this.plan(req, stats, opts.priority);
+    return admitAndRun(opts.admission === false ? undefined : this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
         return this.stream(plan, signal, stats, release);
@@ -67,7 +67,7 @@ export class CompletionServing {
     return out;
   }
 
-  private async plan(req: CompletionRequest, stats: RequestStats): Promise<Plan> {
+  private async plan(req: CompletionRequest, stats: RequestStats, priority?: RunOptions['priority']): Promise<Plan> {
     const model = await this.deps.registry.resolve(req.model);
     stats.model = model.id;
     checkStreamOptions(req);
@@ -104,6 +104,7 @@ export class CompletionServing {
           stripTrailingNewline: false,
           parseToolCalls: false,
           onToken: counter(),
+          priority,
           echo: req.echo ? model.tokenizer.decode(promptIds) : '',
           promptIndex: p,
         });

@@ -35,6 +35,8 @@ export interface ChoiceRequest {
   onToken?: () => void;
   /** Where the prompt's messages end: the engine keeps the conversation's state there. */
   cacheBoundaries?: readonly number[];
+  /** Background work (batches, evaluations) yields the batch to interactive requests. */
+  priority?: 'interactive' | 'background';
 }
 
 export interface EmittedToken {
@@ -107,6 +109,7 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       constraint: req.constraint,
       signal: own.signal,
       cacheBoundaries: req.cacheBoundaries,
+      priority: req.priority,
     });
   } catch (e) {
     signal?.removeEventListener('abort', onAbort);
