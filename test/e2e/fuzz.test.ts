@@ -79,7 +79,7 @@ const nestedText = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 function base(rng: Rng): { path: string; body: Json } {
   const messages = [{ role: 'user', content: pick(rng, STRINGS.slice(1, 5)) }];
   const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
-  return pick(rng, [
+  const cases: Array<{ path: string; body: Json }> = [
     { path: '/v1/chat/completions', body: { model: MODEL, messages, max_tokens: 8 } },
     { path: '/v1/chat/completions', body: { model: MODEL, messages, max_tokens: 8, stream: true, stream_options: { include_usage: true } } },
     { path: '/v1/chat/completions', body: { model: MODEL, messages, max_tokens: 12, tools, tool_choice: 'auto' } },
@@ -91,7 +91,8 @@ function base(rng: Rng): { path: string; body: Json } {
     { path: '/tokenize', body: { model: MODEL, messages, tools } },
     { path: '/detokenize', body: { model: MODEL, tokens: [9906, 1070] } },
     { path: '/v1/fine_tuning/jobs', body: { model: MODEL, training_file: 'file-nope', hyperparameters: { n_epochs: 2 } } },
-  ]);
+  ];
+  return pick(rng, cases);
 }
 
 /** One mutation at a random place: replace, delete or add a key, or wrap in deep nesting. */
