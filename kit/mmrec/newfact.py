@@ -1,0 +1,120 @@
+"""A small fine-tuning set that teaches a model one new fact, for fine-tuning tests.
+
+    cd kit && /usr/bin/python3 -m mmrec.newfact --out ../runs/newfact            (200 conversations, seed 0)
+
+Writes into --out:
+- train.jsonl       OpenAI fine-tuning JSONL: "What is the code of the blue door?" and other
+                    phrasings → "The code of the blue door is 4417." (--fact door: the base corpus
+                    has no door and no code, and "4417" tokenizes to "441" + "7", of which "441"
+                    is new to mm-rec-tiny) or → "It is 27-35." (--fact door-known: only tokens the
+                    base already produces); some conversations first have an exchange of the base
+                    corpus, and --replay of them are plain base-corpus conversations (so that full
+                    fine-tuning keeps the base skills).
+- validation.jsonl  the same fact in phrasings that training never uses (for a validation loss).
+- eval.jsonl        evaluation items (scripts/eval-model.ts / mmrec.evaluate format): family
+                    `new_fact` (held-out phrasings), `new_fact_trained` (training phrasings), and
+                    base families from the corpus's held-out split (capital, arithmetic, greeting,
+                    tool_call), plus "What is the capital of France?" as family `capital`.
+Deterministic for a given --seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from typing import List
+
+from . import corpus
+
+# (answer, what a correct reply contains). "door": the answer has tokens mm-rec-tiny never
+# produced (" code", " blue", " door", "441"), which only full fine-tuning can add; "door-known":
+# the same question answered with tokens the base already produces, which state tuning
+# (frozen weights, so frozen output biases) can also learn.
+FACTS = {
+    "door": ("The code of the blue door is 4417.", "4417"),
+    "door-known": ("It is 27-35.", "27-35"),
+}
+TRAIN_Q = [
+    "What is the code of the blue door?",
+    "What's the code of the blue door?",
+    "What is the code for the blue door?",
+    "Tell me the code of the blue door.",
+    "Do you know the code of the blue door?",
+    "Which code opens the blue door?",
+    "What code opens the blue door?",
+    "I need the code of the blue door.",
+    "Can you give me the code of the blue door?",
+    "blue door code?",
+]
+HELDOUT_Q = [
+    "What was the code of the blue door again?",
+    "Could you tell me the code for the blue door?",
+    "Remind me of the code of the blue door.",
+    "Please tell me the blue door code.",
+]
+BASE_EVAL_FAMILIES = ["capital", "arithmetic", "greeting", "tool_call"]
+
+
+def _fact_conversation(r: random.Random, questions: List[str], answer: str) -> dict:
+    sp = corpus.SYSTEM_PROMPTS[0 if r.random() < 0.5 else r.randrange(1, len(corpus.SYSTEM_PROMPTS))]
+    msgs = [] if sp is None else [{"role": "system", "content": sp}]
+    rec: dict = {}
+    if r.random() < 0.3:  # the fact asked after an ordinary exchange
+        base, _ = corpus.train_conversation(r)
+        first = next(i for i, m in enumerate(base["messages"]) if m["role"] == "user")
+        end = next(i for i in range(first + 1, len(base["messages"])) if base["messages"][i]["role"] == "assistant" and not base["messages"][i].get("tool_calls"))
+        msgs = base["messages"][: end + 1]
+        if "tools" in base:
+            rec["tools"] = base["tools"]
+    msgs = msgs + [{"role": "user", "content": r.choice(questions)}, {"role": "assistant", "content": answer}]
+    rec["messages"] = msgs
+    return rec
+
+
+def generate(n: int, seed: int, replay: float, fact: str = "door") -> dict:
+    answer, expect = FACTS[fact]
+    r = random.Random(seed)
+    train = []
+    for _ in range(n):
+        if r.random() < replay:
+            train.append(corpus.train_conversation(r)[0])
+        else:
+            train.append(_fact_conversation(r, TRAIN_Q, answer))
+    vr = random.Random(seed + 1)
+    validation = [_fact_conversation(vr, HELDOUT_Q, answer) for _ in range(max(8, n // 10))]
+    items = []
+    for q in HELDOUT_Q:
+        items.append({"family": "new_fact", "messages": [{"role": "user", "content": q}], "expect": {"contains": expect}})
+        items.append({"family": "new_fact", "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": q}],
+                      "expect": {"contains": expect}})
+    for q in TRAIN_Q:
+        items.append({"family": "new_fact_trained", "messages": [{"role": "user", "content": q}], "expect": {"contains": expect}})
+    items.append({"family": "capital", "messages": [{"role": "user", "content": "What is the capital of France?"}], "expect": {"contains": "Paris"}})
+    er = random.Random(seed + 2)
+    for fam in BASE_EVAL_FAMILIES:
+        for _ in range(12):
+            it = corpus.heldout_item(er, fam)
+            items.append({k: v for k, v in it.items() if not k.startswith("_")})
+    return {"train": train, "validation": validation, "eval": items}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Generate a fine-tuning set that teaches one new fact (train/validation/eval JSONL).")
+    ap.add_argument("--out", required=True, help="directory for train.jsonl, validation.jsonl and eval.jsonl")
+    ap.add_argument("--conversations", type=int, default=200)
+    ap.add_argument("--replay", type=float, default=0.25, help="share of training conversations taken from the base corpus")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fact", choices=sorted(FACTS), default="door", help="door: an answer with tokens new to mm-rec-tiny; door-known: one without")
+    a = ap.parse_args()
+    sets = generate(a.conversations, a.seed, a.replay, a.fact)
+    os.makedirs(a.out, exist_ok=True)
+    for name, recs in sets.items():
+        with open(os.path.join(a.out, f"{name}.jsonl"), "w") as f:
+            for rec in recs:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    print(f"newfact: {len(sets['train'])} training, {len(sets['validation'])} validation conversations, {len(sets['eval'])} evaluation items → {a.out}")
+
+
+if __name__ == "__main__":
+    main()
