@@ -51,8 +51,9 @@ CLIP = 1.0
 # Batches come from pools of 64 batches sorted by length (less padding, as in mmrec.train),
 # with the sort key log(length) jittered by ±LENGTH_JITTER: a fine-tuning set is often a
 # single pool, which a plain sort would cut into the same batches at every epoch. On the
-# newfact set: padded/real tokens 1.2 (plain sort 1.1, random batches 2.7), every batch new.
-LENGTH_JITTER = 0.2
+# newfact set (3 epochs of 25 batches): 1.065 padded tokens per real one (plain sort 1.05,
+# ±0.2 jitter 1.18, random batches 2.7), and 71 of the 75 batches differ (plain sort: 51).
+LENGTH_JITTER = 0.05
 RESUME_FILE = "resume.pt"
 RESUME_VERSION = 1
 DEFAULTS = {"method": "full", "epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0, "seed": 0, "max_len": 1024}
@@ -345,8 +346,23 @@ class Run:
 
     def _metrics(self) -> dict:
         s = self.stats
-        return {"trained_tokens": s["trained_tokens"], "elapsed_s": round(s["elapsed_s"], 3),
+        return {"trained_tokens": s["trained_tokens"], "processed_tokens": s["processed_tokens"], "elapsed_s": round(s["elapsed_s"], 3),
                 "tokens_per_s": round(s["processed_tokens"] / max(s["step_s"], 1e-9), 1)}
+
+    def train_step(self, idx: np.ndarray, lr: float):
+        """One optimizer step on conversations `idx`: (loss, argmax hits, loss tokens, real input tokens)."""
+        inputs_np, labels_np, real = make_batch(self.ds, list(idx), EOT, self.a.max_len)
+        inputs = torch.from_numpy(inputs_np).to(self.device)
+        labels = torch.from_numpy(labels_np).to(self.device)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        state = [h.unsqueeze(0).expand(inputs.size(0), *h.shape) for h in self.h0] if self.h0 is not None else None
+        loss, correct = loss_and_correct(self.model, inputs, labels, self.vocab, self.remap, state, count_correct=True)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable, CLIP)
+        self.opt.step()
+        return float(loss.item()), int(correct.item()), int((labels_np != IGNORE).sum()), int(real)
 
     def train(self) -> int:
         a, s = self.a, self.stats
@@ -372,24 +388,11 @@ class Run:
                 self.proto.emit("paused", step=self.step)
                 return 0
             t0 = time.time()
-            idx = self.schedule[self.step]
-            inputs_np, labels_np, real = make_batch(self.ds, list(idx), EOT, a.max_len)
-            inputs = torch.from_numpy(inputs_np).to(self.device)
-            labels = torch.from_numpy(labels_np).to(self.device)
             lr = lr_at(self.step, self.lr, self.warmup, self.total, MIN_LR_RATIO)
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-            state = [h.unsqueeze(0).expand(inputs.size(0), *h.shape) for h in self.h0] if self.h0 is not None else None
-            loss, correct = loss_and_correct(self.model, inputs, labels, self.vocab, self.remap, state, count_correct=True)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.trainable, CLIP)
-            self.opt.step()
-            loss_v = float(loss.item())
+            loss_v, correct, ntok, real = self.train_step(self.schedule[self.step], lr)
             if not math.isfinite(loss_v):
                 raise FinetuneError(f"training diverged: the loss at step {self.step + 1} is {loss_v} (try a smaller --learning-rate-multiplier)")
-            ntok = int((labels_np != IGNORE).sum())
-            acc = int(correct.item()) / ntok
+            acc = correct / ntok
             self.step += 1
             now = time.time()
             s["step_s"] += now - t0
@@ -397,7 +400,7 @@ class Run:
             s["trained_tokens"] += ntok
             s["processed_tokens"] += int(real)
             s["epoch_loss_sum"] += loss_v * ntok
-            s["epoch_correct"] += int(correct.item())
+            s["epoch_correct"] += correct
             s["epoch_tokens"] += ntok
             epoch = (self.step - 1) // self.steps_per_epoch + 1
             self.proto.emit("step", step=self.step, epoch=epoch, train_loss=round(loss_v, 6), train_mean_token_accuracy=round(acc, 6),
