@@ -457,17 +457,17 @@ export class MMRecEngine implements Engine {
   private admit(): void {
     let room = this.maxBatch - this.active;
     for (let i = 0; room > 0 && i < this.waiting.length; ) {
-      if (this.waiting[i].request.priority === 'background') i++;
+      if (this.waiting[i].request.priority === 'background' || !this.activate(this.waiting[i])) i++;
       else {
-        this.activate(this.waiting.splice(i, 1)[0]);
+        this.waiting.splice(i, 1);
         room--;
       }
     }
     let backgroundRoom = Math.min(room, this.maxBackground - this.activeBackground);
     for (let i = 0; backgroundRoom > 0 && i < this.waiting.length; ) {
-      if (this.waiting[i].request.priority !== 'background') i++;
+      if (this.waiting[i].request.priority !== 'background' || !this.activate(this.waiting[i])) i++;
       else {
-        this.activate(this.waiting.splice(i, 1)[0]);
+        this.waiting.splice(i, 1);
         backgroundRoom--;
       }
     }
@@ -497,8 +497,12 @@ export class MMRecEngine implements Engine {
     return [token];
   }
 
-  /** Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest. */
-  private activate(seq: Sequence): void {
+  /**
+   * Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest.
+   * False when it should wait instead: another prompt is prefilling the same beginning, up to a point whose state will be cached
+   * (see prefillingPrefixOf), so it waits for that state rather than prefill the same tokens again.
+   */
+  private activate(seq: Sequence): boolean {
     const prompt = seq.request.promptIds;
     const end = prompt.length - 1;
     const variant = seq.request.initialState?.key ?? '';
@@ -506,8 +510,9 @@ export class MMRecEngine implements Engine {
     if (shared) {
       shared.members.push(seq);
       seq.cachedTokens = shared.cachedTokens;
-      return;
+      return true;
     }
+    if (this.cache && this.prefillingPrefixOf(prompt, variant)) return false;
     const keyPrefix = this.keyPrefixOf(seq.request);
     let state: RecurrentState | undefined;
     let pos = 0;
@@ -523,10 +528,30 @@ export class MMRecEngine implements Engine {
     if (pos === end) {
       seq.state = state;
       this.decoding.push(seq);
-      return;
+      return true;
     }
     const cuts = [...new Set(seq.request.cacheBoundaries ?? [])].filter((b) => b > pos && b < end).sort((a, b) => a - b);
     this.prefills.push({ prompt, variant, keyPrefix, pos, end, state, cuts, members: [seq], cachedTokens: pos });
+    return true;
+  }
+
+  /**
+   * Whether a prefill in progress has yet to reach a point that it caches (a cache boundary, or its end) and up to which `prompt`
+   * is the same: a long system prompt or few-shot block shared by lines that arrive together is then prefilled once, and the
+   * others restore it from the cache as soon as it is (prompts that are the same throughout share the prefill itself, above).
+   */
+  private prefillingPrefixOf(prompt: readonly number[], variant: string): boolean {
+    const end = prompt.length - 1;
+    for (const t of this.prefills) {
+      if (t.variant !== variant || t.members.length === 0) continue;
+      const points = [...t.cuts, t.end].filter((c) => c > t.pos && c <= end);
+      if (points.length === 0) continue;
+      const far = Math.max(...points);
+      let same = 0;
+      while (same < far && prompt[same] === t.prompt[same]) same++;
+      if (points.some((c) => c <= same)) return true;
+    }
+    return false;
   }
 
   /** Aborted generations leave the batch (and the queue) before the next step. */
