@@ -42,6 +42,11 @@ import { ModelOutputError } from './sampler/distribution.ts';
 
 export const DEFAULT_PREFILL_CHUNK = 256;
 export const DEFAULT_MAX_BATCH_SIZE = 64;
+/**
+ * Background prompts prefilled per round at most. A round's calls are queued at the model
+ * before an interactive prompt that arrives meanwhile: fewer of them keep its first token near.
+ */
+const BACKGROUND_PREFILLS_PER_ROUND = 1;
 /** With two decode lanes: rows per lane below which decoding stays in one lane. */
 const LANE_MIN_ROWS = 4;
 
@@ -157,6 +162,10 @@ interface PrefillTask {
   cuts: number[];
   members: Sequence[];
   cachedTokens: number;
+}
+
+function isInteractive(t: PrefillTask): boolean {
+  return t.members.some((s) => s.request.priority !== 'background');
 }
 
 function samePrompt(a: readonly number[], b: readonly number[]): boolean {
@@ -428,14 +437,19 @@ export class MMRecEngine implements Engine {
   /**
    * The oldest prompt's next chunk; short prompts behind it come along while the
    * round stays within one chunk's worth of tokens (many small prompts arriving
-   * together do not take a round each).
+   * together do not take a round each). Interactive prompts go before
+   * background ones, so batch work never delays an interactive first token
+   * by its own prefill.
    */
   private nextPrefills(): PrefillTask[] {
     const tasks: PrefillTask[] = [];
     let budget = this.prefillChunk;
-    for (const t of this.prefills) {
+    const ordered = [...this.prefills.filter(isInteractive), ...this.prefills.filter((t) => !isInteractive(t))];
+    let background = 0;
+    for (const t of ordered) {
       const left = t.end - t.pos;
       if (tasks.length > 0 && left > budget) break;
+      if (!isInteractive(t) && ++background > BACKGROUND_PREFILLS_PER_ROUND) break;
       tasks.push(t);
       budget -= left;
       if (budget <= 0) break;
@@ -512,7 +526,7 @@ export class MMRecEngine implements Engine {
       seq.cachedTokens = shared.cachedTokens;
       return true;
     }
-    if (this.cache && this.prefillingPrefixOf(prompt, variant)) return false;
+    if (this.cache && this.prefillingPrefixOf(prompt, variant, seq.request.priority === 'background')) return false;
     const keyPrefix = this.keyPrefixOf(seq.request);
     let state: RecurrentState | undefined;
     let pos = 0;
@@ -540,10 +554,11 @@ export class MMRecEngine implements Engine {
    * is the same: a long system prompt or few-shot block shared by lines that arrive together is then prefilled once, and the
    * others restore it from the cache as soon as it is (prompts that are the same throughout share the prefill itself, above).
    */
-  private prefillingPrefixOf(prompt: readonly number[], variant: string): boolean {
+  private prefillingPrefixOf(prompt: readonly number[], variant: string, background: boolean): boolean {
     const end = prompt.length - 1;
     for (const t of this.prefills) {
-      if (t.variant !== variant || t.members.length === 0) continue;
+      // An interactive prompt waits only for an interactive prefill: background ones yield to it (nextPrefills).
+      if (t.variant !== variant || t.members.length === 0 || (!background && !isInteractive(t))) continue;
       const points = [...t.cuts, t.end].filter((c) => c > t.pos && c <= end);
       if (points.length === 0) continue;
       const far = Math.max(...points);
