@@ -22,6 +22,7 @@
  * flight when the process stopped is run again. A batch found finalizing or
  * cancelling writes its files (again); one found validating is validated again.
  */
+import { setMaxListeners } from 'node:events';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BatchError, BatchOutcome, BatchRecord, BatchStatus, ResultKind } from '../../store/batches.ts';
@@ -125,6 +126,8 @@ export class BatchWorker {
   private drive(batch: BatchRecord): void {
     if (this.active.has(batch.id) || this.stopping) return;
     const a: Active = { lines: new AbortController(), expiresAt: batch.expiresAt, done: Promise.resolve() };
+    // Every line in flight (and every line waiting for a slot) listens to it: more than Node's warning threshold of 10.
+    setMaxListeners(0, a.lines.signal);
     this.active.set(batch.id, a);
     a.done = (async () => {
       let previous = '';
