@@ -89,6 +89,8 @@ export interface ServerConfig {
   batchMaxInputBytes: number;
   /** Batch lines being served at once, over all batches. */
   batchMaxInFlight: number;
+  /** Rows of the batched decode step background work (batch lines) may take; 0 = three quarters of maxBatchSize. */
+  maxBackgroundRows: number;
 }
 
 export class ConfigError extends Error {}
@@ -158,6 +160,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxLines', flag: 'batch-max-lines', kind: 'int', default: '50000', min: 1, max: 10_000_000, help: 'request lines one batch input file may hold (OpenAI: 50000); more: the batch fails validation' },
   { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },
   { key: 'batchMaxInFlight', flag: 'batch-max-in-flight', kind: 'int', default: '64', min: 1, max: 100000, help: 'batch lines being served at once over all batches (the engine gives them only the rows interactive requests leave)' },
+  { key: 'maxBackgroundRows', flag: 'max-background-rows', kind: 'int', default: '0', min: 0, max: 4096, help: 'rows of the batched decode step that batch lines may take (the rest stay free for interactive requests); fewer: interactive requests slowed less by a running batch, batches slower (0 = three quarters of --max-batch-size)' },
 ];
 
 export function envName(flag: string): string {
