@@ -402,3 +402,30 @@ test('a batch interrupted mid-run continues after a restart: every custom_id exa
     await second.close();
   }
 });
+
+test('an input file deleted before the batch could finish: the batch fails, the lines done are kept', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmrec-batches-'));
+  const first = await serve(dir, { engine: { delayMs: 10 }, settings: { maxInFlight: 2 } });
+  const id = await inputFile(first, Array.from({ length: 30 }, (_, i) => line(`r${i}`, chat(`line ${i}`))));
+  const b = await create(first, id);
+  for (;;) {
+    if ((await get(first, b.id)).request_counts.completed >= 3) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await first.close();
+  // Deleted while the server was down (a file deleted while it is read stays readable until the read ends).
+  const { store } = await Store.open(dir);
+  assert.ok(await store.files.delete(id));
+  await store.close();
+  const third = await serve(dir);
+  try {
+    const done = await until(third, b.id, ['failed', 'completed']);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.errors!.data[0].code, 'input_file_unavailable');
+    const outputs = await content(third, done.output_file_id);
+    assert.equal(outputs.length, done.request_counts.completed);
+    assert.ok(outputs.length >= 3);
+  } finally {
+    await third.close();
+  }
+});

@@ -51,6 +51,8 @@ const VALIDATION_SLICE = 256;
 const WRITE_CHUNK = 64 * 1024;
 
 const OPEN: readonly BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling'];
+/** Batches worked on at once (each holds its input file open); the others wait their turn, oldest first. */
+const MAX_ACTIVE_BATCHES = 8;
 
 interface Active {
   /** Aborts the lines of the batch in flight: on cancel, expiry and shutdown. */
@@ -67,6 +69,8 @@ export class BatchWorker {
   private stopping = false;
   private closed = false;
   private readonly active = new Map<string, Active>();
+  /** Batches stopped by an error or by making no progress: left as they are until the next start. */
+  private readonly stalled = new Set<string>();
   private readonly slots: Slots;
   /** Input files are validated one at a time (it is CPU work on this thread). */
   private validationQueue: Promise<void> = Promise.resolve();
@@ -116,7 +120,13 @@ export class BatchWorker {
     if (!this.started || !this.serving || this.stopping) return;
     this.store.batches.withStatus(OPEN).then(
       (open) => {
-        for (const b of open) this.drive(b);
+        // Batches that only have their files to write go first: they take no line slot and end at once.
+        const ending = (b: BatchRecord) => b.status === 'finalizing' || b.status === 'cancelling';
+        const waiting = open.filter((b) => !this.stalled.has(b.id));
+        for (const b of [...waiting.filter(ending), ...waiting.filter((b) => !ending(b))]) {
+          if (this.active.size >= MAX_ACTIVE_BATCHES) break;
+          this.drive(b);
+        }
       },
       (e) => this.deps.log.error({ err: e }, 'batches: cannot read the open batches'),
     );
@@ -139,6 +149,7 @@ export class BatchWorker {
         const progress = `${b.status}:${b.counts.completed + b.counts.failed}`;
         if (progress === previous) {
           this.deps.log.error({ batch: b.id, status: b.status }, 'batch made no progress; left as it is until the next start');
+          this.stalled.add(b.id);
           return;
         }
         previous = progress;
@@ -148,8 +159,14 @@ export class BatchWorker {
         if (this.stopping) return;
       }
     })()
-      .catch((e) => this.deps.log.error({ err: e, batch: batch.id }, 'batch stopped by an error; it resumes at the next start'))
-      .finally(() => this.active.delete(batch.id));
+      .catch((e) => {
+        this.deps.log.error({ err: e, batch: batch.id }, 'batch stopped by an error; it resumes at the next start');
+        this.stalled.add(batch.id);
+      })
+      .finally(() => {
+        this.active.delete(batch.id);
+        this.pump(); // the next batch waiting for its turn
+      });
   }
 
   // ---------------------------------------------------------------- validating
@@ -182,24 +199,29 @@ export class BatchWorker {
     const models = new Set<unknown>();
     let total = 0;
     let slice = 0;
-    for await (const raw of readLines(this.store.files.content(file), serving.maxBodyBytes + ENVELOPE_BYTES)) {
-      // Cancelled (the status says so) or the server is stopping (validated again at the next start).
-      if (a.lines.signal.aborted || this.stopping) return;
-      if (++total > maxLines) {
-        note({ code: 'too_many_requests', message: `The input file has more than ${maxLines} requests, the most a batch may have here (--batch-max-lines).`, param: null, line: raw.line });
-        break;
+    try {
+      for await (const raw of readLines(this.store.files.content(file), serving.maxBodyBytes + ENVELOPE_BYTES)) {
+        // Cancelled (the status says so) or the server is stopping (validated again at the next start).
+        if (a.lines.signal.aborted || this.stopping) return;
+        if (++total > maxLines) {
+          note({ code: 'too_many_requests', message: `The input file has more than ${maxLines} requests, the most a batch may have here (--batch-max-lines).`, param: null, line: raw.line });
+          break;
+        }
+        const p = parseLine(raw, b.endpoint, serving);
+        if (!('customId' in p)) note(p);
+        else if (customIds.has(p.customId)) note({ code: 'duplicate_custom_id', message: `Line ${raw.line}: custom_id ${JSON.stringify(p.customId)} is used by an earlier line; each must be unique.`, param: 'custom_id', line: raw.line });
+        else {
+          customIds.add(p.customId);
+          models.add(p.body.model);
+        }
+        if (++slice >= VALIDATION_SLICE) {
+          slice = 0;
+          await yieldToEventLoop();
+        }
       }
-      const p = parseLine(raw, b.endpoint, serving);
-      if (!('customId' in p)) note(p);
-      else if (customIds.has(p.customId)) note({ code: 'duplicate_custom_id', message: `Line ${raw.line}: custom_id ${JSON.stringify(p.customId)} is used by an earlier line; each must be unique.`, param: 'custom_id', line: raw.line });
-      else {
-        customIds.add(p.customId);
-        models.add(p.body.model);
-      }
-      if (++slice >= VALIDATION_SLICE) {
-        slice = 0;
-        await yieldToEventLoop();
-      }
+    } catch (e) {
+      if (await this.store.files.get(b.inputFileId)) throw e;
+      return this.refuse(b, [inputFileGone(b)], 1); // deleted while it was read
     }
     if (total === 0) note({ code: 'empty_file', message: 'The input file has no requests.', param: 'input_file_id', line: null });
     if (problems > 0) {
@@ -234,6 +256,7 @@ export class BatchWorker {
     const inFlight = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
     const stop = () => this.stopping || a.lines.signal.aborted || failure !== undefined || nowSeconds() >= a.expiresAt;
+    let unreadable: unknown;
     try {
       for await (const raw of readLines(this.store.files.content(file), serving.maxBodyBytes + ENVELOPE_BYTES)) {
         if (recorded.has(raw.line)) continue;
@@ -258,10 +281,16 @@ export class BatchWorker {
           });
         inFlight.add(p);
       }
+    } catch (e) {
+      unreadable = e;
     } finally {
       await Promise.allSettled([...inFlight]);
     }
     if (failure) throw failure.error;
+    if (unreadable !== undefined) {
+      if (await this.store.files.get(b.inputFileId)) throw unreadable;
+      return this.toFinalizing(b, 'failed', [inputFileGone(b)]); // deleted while it was read: the lines done are kept
+    }
     if (this.stopping) return; // the lines not recorded run at the next start
     const now = await this.store.batches.get(b.id);
     if (!now || now.status !== 'in_progress') return; // cancelled meanwhile
@@ -362,6 +391,7 @@ export class BatchWorker {
       errorFileId: this.store.files.newFileId(),
     });
     if (!b) return undefined;
+    this.stalled.delete(id);
     const a = this.active.get(id);
     if (a) {
       a.reason ??= 'cancel';
