@@ -19,10 +19,14 @@ import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
+import { batchRoutes } from './http/routes/batches.ts';
+import { batchEndpoints } from './serving/batch-endpoints.ts';
+import type { BatchService } from './serving/batches.ts';
 import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
 import { ApiError } from './protocol/errors.ts';
+import { DEFAULT_MAX_JSON_DEPTH } from './chat/json-depth.ts';
 import { Admission } from './serving/admission.ts';
 import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
@@ -60,6 +64,8 @@ export interface AppOptions {
   files?: FileService;
   /** The fine-tuning API (needs the store and its worker); absent: no /v1/fine_tuning routes, and no model can be deleted. */
   fineTuning?: FineTuningService;
+  /** The Batch API (needs the store and its worker); absent: no /v1/batches routes. */
+  batches?: BatchService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -120,8 +126,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
   if (options.files) await app.register(fileRoutes, { service: options.files });
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
-  await app.register(chatRoutes, { serving: new ChatServing(deps) });
-  await app.register(completionRoutes, { serving: new CompletionServing(deps) });
+  const chat = new ChatServing(deps);
+  const completions = new CompletionServing(deps);
+  if (options.batches) {
+    const limits = { maxBodyBytes: options.maxBodySize ?? 1 << 20, maxJsonDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
+    await app.register(batchRoutes, { service: options.batches, endpoints: batchEndpoints({ chat, completions }), ...limits });
+  }
+  await app.register(chatRoutes, { serving: chat });
+  await app.register(completionRoutes, { serving: completions });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

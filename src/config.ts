@@ -83,6 +83,14 @@ export interface ServerConfig {
   organization: string;
   /** Stored (fine-tuned) models loaded at once; the least recently used is unloaded past it. */
   maxLoadedModels: number;
+  /** Request lines one batch's input file may hold. */
+  batchMaxLines: number;
+  /** Largest input file a batch accepts, in bytes. */
+  batchMaxInputBytes: number;
+  /** Batch lines being served at once, over all batches. */
+  batchMaxInFlight: number;
+  /** Rows of the batched decode step background work (batch lines) may take; 0 = three quarters of maxBatchSize. */
+  maxBackgroundRows: number;
 }
 
 export class ConfigError extends Error {}
@@ -149,6 +157,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'trainingNiceness', flag: 'training-niceness', kind: 'int', default: '10', min: 0, max: 19, help: 'added to a training process\'s niceness, so inference is scheduled first' },
   { key: 'organization', flag: 'organization', kind: 'string', default: 'mmrec', help: 'organization id of fine-tuning jobs, owner of fine-tuned models and part of their names (ft:<base>:<organization>:<suffix>:<job>)' },
   { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
+  { key: 'batchMaxLines', flag: 'batch-max-lines', kind: 'int', default: '50000', min: 1, max: 10_000_000, help: 'request lines one batch input file may hold (OpenAI: 50000); more: the batch fails validation' },
+  { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },
+  { key: 'batchMaxInFlight', flag: 'batch-max-in-flight', kind: 'int', default: '64', min: 1, max: 100000, help: 'batch lines being served at once over all batches (the engine gives them only the rows interactive requests leave)' },
+  { key: 'maxBackgroundRows', flag: 'max-background-rows', kind: 'int', default: '0', min: 0, max: 4096, help: 'rows of the batched decode step that batch lines may take (the rest stay free for interactive requests); fewer: interactive requests slowed less by a running batch, batches slower (0 = three quarters of --max-batch-size)' },
 ];
 
 export function envName(flag: string): string {

@@ -9,6 +9,8 @@ import type { ServerConfig } from '../config.ts';
 import { findPython, type PythonFound, type PythonMissing } from '../jobs/python.ts';
 import { DEFAULT_KIT_DIR } from '../jobs/fine-tuning/trainer.ts';
 import { FineTuningWorker, type BaseModel } from '../jobs/fine-tuning/worker.ts';
+import { BatchWorker } from '../jobs/batches/worker.ts';
+import { BatchService } from './batches.ts';
 import type { EngineOptions } from '../engine/engine.ts';
 import type { Store } from '../store/store.ts';
 import { prepareConstraints } from './constraints.ts';
@@ -22,6 +24,8 @@ export interface StoredServices {
   files: FileService;
   fineTuning: FineTuningService;
   worker: FineTuningWorker;
+  batches: BatchService;
+  batchWorker: BatchWorker;
 }
 
 /** What a fine-tuning job needs to know of a model: a configured one, or a stored one (from its config.json, without loading it). */
@@ -84,5 +88,12 @@ export function createStoredServices(
   void findOnce().then((p) =>
     p.ok ? log.info({ python: p.path, torch: p.torch, cuda: p.cuda }, `fine-tuning: ${p.path} (torch ${p.torch})`) : log.warn({ reason: p.reason }, `fine-tuning unavailable: ${p.reason}`),
   );
-  return { files: new FileService(store, config.maxFileBytes), fineTuning: new FineTuningService(store, worker, registry, organization), worker };
+  const batchWorker = new BatchWorker({ store, settings: { maxLines: config.batchMaxLines, maxInFlight: config.batchMaxInFlight }, log });
+  return {
+    files: new FileService(store, config.maxFileBytes),
+    fineTuning: new FineTuningService(store, worker, registry, organization),
+    worker,
+    batches: new BatchService(store, batchWorker, config.batchMaxInputBytes),
+    batchWorker,
+  };
 }

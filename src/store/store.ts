@@ -6,6 +6,7 @@
  * data-dir.ts) is written once.
  */
 import type { Kysely } from 'kysely';
+import { BatchesRepository } from './batches.ts';
 import { DataDir } from './data-dir.ts';
 import { openDatabase } from './database.ts';
 import { FilesRepository } from './files.ts';
@@ -27,6 +28,7 @@ export class Store {
   readonly files: FilesRepository;
   readonly fineTuning: FineTuningRepository;
   readonly models: ModelsRepository;
+  readonly batches: BatchesRepository;
 
   private constructor(
     private readonly db: Kysely<Database>,
@@ -35,6 +37,7 @@ export class Store {
     this.files = new FilesRepository(db, dataDir);
     this.fineTuning = new FineTuningRepository(db);
     this.models = new ModelsRepository(db);
+    this.batches = new BatchesRepository(db);
   }
 
   /** Opens (creating) the data directory and its database, applies migrations, and removes what a crash left behind. */

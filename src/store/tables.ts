@@ -88,10 +88,60 @@ export interface ModelsTable {
   job_id: string | null;
 }
 
+export interface BatchesTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** Seconds after their creation that the output and error files expire; null: never. */
+  output_expires_after: number | null;
+  status: string;
+  /** Where finalizing or cancelling leads: completed, expired, failed or cancelled (recorded with the transition into it). */
+  outcome: string | null;
+  /** JSON array of {code, message, param, line}, or null. */
+  errors: string | null;
+  /** The model every line names, when they all name the same one. */
+  model: string | null;
+  /** Reserved when the batch starts finalizing; the file exists once the batch has finished. */
+  output_file_id: string | null;
+  error_file_id: string | null;
+  total: number;
+  completed: number;
+  failed: number;
+  input_tokens: number;
+  cached_tokens: number;
+  output_tokens: number;
+  expires_at: number;
+  in_progress_at: number | null;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+}
+
+export interface BatchResultsTable {
+  seq: Generated<number>;
+  batch_id: string;
+  /** The input file's line (1-based). */
+  line: number;
+  /** 'output' or 'error': the file the line goes to. */
+  kind: string;
+  /** The output line, JSON. */
+  text: string;
+}
+
 export interface Database {
   files: FilesTable;
   fine_tuning_jobs: FineTuningJobsTable;
   fine_tuning_events: FineTuningEventsTable;
   fine_tuning_checkpoints: FineTuningCheckpointsTable;
   models: ModelsTable;
+  batches: BatchesTable;
+  batch_results: BatchResultsTable;
 }

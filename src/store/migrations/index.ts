@@ -5,9 +5,11 @@
  */
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-files-and-fine-tuning.ts';
+import * as m0003 from './0003-batches.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-files-and-fine-tuning': m0001,
+  '0003-batches': m0003,
 };
 
 export const migrations: MigrationProvider = {
