@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,batches | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,batches,fine-tuning | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
@@ -15,22 +15,24 @@ import { median, printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
+import { FINE_TUNING_ARGS, fineTuningOptions, fineTuningSection } from './fine-tuning.ts';
 import { metricsSection } from './metrics.ts';
 import { BATCHES_DEFAULTS, batchesSection } from './batches.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,batches' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,batches,fine-tuning' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
     'batch-lines': { type: 'string', default: String(BATCHES_DEFAULTS.lines) },
     ...BATCHING_ARGS,
+    ...FINE_TUNING_ARGS,
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'batches'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'batches', 'fine-tuning'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -172,4 +174,5 @@ if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 if (runs('metrics')) metricsSection();
 if (runs('batches')) await batchesSection(modelDir, { ...BATCHES_DEFAULTS, lines: Number(values['batch-lines']) });
+if (runs('fine-tuning')) await fineTuningSection(modelDir, fineTuningOptions(values));
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);

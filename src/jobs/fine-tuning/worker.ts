@@ -330,7 +330,12 @@ export class FineTuningWorker {
       resultFiles: [resultFile.id],
     });
     if (!done) return;
-    await this.store.fineTuning.addEvent(job.id, { level: 'info', type: 'metrics', message: `Training finished: ${finished.step} steps, ${finished.trained_tokens} tokens trained`, data: final });
+    await this.store.fineTuning.addEvent(job.id, {
+      level: 'info',
+      type: 'metrics',
+      message: `Training finished: ${finished.step} steps, ${finished.trained_tokens} tokens trained in ${finished.elapsed_s.toFixed(1)} s (${finished.tokens_per_s.toFixed(0)} tokens/s)`,
+      data: { ...final, trained_tokens: finished.trained_tokens, elapsed_s: finished.elapsed_s, tokens_per_s: finished.tokens_per_s },
+    });
     await this.event(job.id, 'info', `New fine-tuned model created: ${name}`);
     await this.event(job.id, 'info', 'The job has successfully completed');
   }
