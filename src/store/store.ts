@@ -8,6 +8,7 @@
 import type { Kysely } from 'kysely';
 import { DataDir } from './data-dir.ts';
 import { openDatabase } from './database.ts';
+import { EvalsRepository } from './evals.ts';
 import { FilesRepository } from './files.ts';
 import { FineTuningRepository, type JobCheckpoint } from './fine-tuning.ts';
 import { ModelsRepository, type StoredModel } from './models.ts';
@@ -27,6 +28,7 @@ export class Store {
   readonly files: FilesRepository;
   readonly fineTuning: FineTuningRepository;
   readonly models: ModelsRepository;
+  readonly evals: EvalsRepository;
 
   private constructor(
     private readonly db: Kysely<Database>,
@@ -35,6 +37,7 @@ export class Store {
     this.files = new FilesRepository(db, dataDir);
     this.fineTuning = new FineTuningRepository(db);
     this.models = new ModelsRepository(db);
+    this.evals = new EvalsRepository(db);
   }
 
   /** Opens (creating) the data directory and its database, applies migrations, and removes what a crash left behind. */

@@ -5,9 +5,11 @@
  */
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-files-and-fine-tuning.ts';
+import * as m0002 from './0002-evals.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-files-and-fine-tuning': m0001,
+  '0002-evals': m0002,
 };
 
 export const migrations: MigrationProvider = {
