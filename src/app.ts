@@ -19,6 +19,8 @@ import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
+import { evalRoutes } from './http/routes/evals.ts';
+import type { EvalService } from './serving/evals.ts';
 import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
@@ -60,6 +62,8 @@ export interface AppOptions {
   files?: FileService;
   /** The fine-tuning API (needs the store and its worker); absent: no /v1/fine_tuning routes, and no model can be deleted. */
   fineTuning?: FineTuningService;
+  /** The Evals API (needs the store and its worker); absent: no /v1/evals routes. */
+  evals?: EvalService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -120,6 +124,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
   if (options.files) await app.register(fileRoutes, { service: options.files });
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
+  if (options.evals) await app.register(evalRoutes, { service: options.evals });
   await app.register(chatRoutes, { serving: new ChatServing(deps) });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });

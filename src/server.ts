@@ -75,6 +75,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const app = await buildApp({
     files: stored.files,
     fineTuning: stored.fineTuning,
+    evals: stored.evals,
     registry,
     limits: {
       maxTokens: config.maxTokens,
@@ -110,13 +111,15 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
   // Jobs start once the models they may be based on are served.
-  const ready = loadModels(config, models, registry, log, metrics).then(() => stored.worker.start());
+  const ready = loadModels(config, models, registry, log, metrics).then(() => Promise.all([stored.worker.start(), stored.evalWorker.start()])).then(() => {});
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     (stopping ??= (async () => {
       registry.markShuttingDown();
+      // Eval runs stop their items in flight (left pending) and go back to the queue; they resume at the next start.
+      const evalsStopped = stored.evalWorker.close();
       log.info({ deadline_s: config.shutdownTimeout, in_flight: inFlight.count }, 'shutting down: no new requests; waiting for in-flight requests');
       // Stops listening at once; requests on open connections get 503 from here on.
       const closed = app.close();
@@ -136,6 +139,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       await ready.catch(() => {});
       // Trainers save their state and stop; their jobs resume at the next start.
       await stored.worker.close();
+      await evalsStopped;
       await Promise.allSettled(registry.list().map((m) => m.engine.close()));
       await store.close();
       log.info('stopped');
