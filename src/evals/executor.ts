@@ -9,8 +9,8 @@
 import { ApiError } from '../protocol/errors.ts';
 import type { ChatCompletionRequest } from '../protocol/chat.ts';
 import type { CriterionCounts, ItemSource, ModelUsage, RunAggregates } from '../store/evals.ts';
-import { criterionLabel, gradeItem, type ChatTurn, type Criterion, type GradingDeps, type GraderResult, type ModelCall } from './graders.ts';
-import { referencedMessages, type RunPlan } from './run-plan.ts';
+import { criterionLabel, gradeItem, referencedMessages, type ChatTurn, type Criterion, type GradingDeps, type GraderResult, type ModelCall } from './graders.ts';
+import type { RunPlan } from './run-plan.ts';
 import { addScores, NO_SCORES, summarize, type ScoreTotals } from './teacher-forcing.ts';
 import { renderTemplate, type TemplateContext } from './template.ts';
 

@@ -21,7 +21,7 @@ import { GRADERS, type EvalMessage, type GraderParam, type LabelModelGrader, typ
 import { MetricError, stringCheck, textSimilarity, UnsupportedMetricError, type TextSimilarityMetric } from '../metrics/index.ts';
 import { checkShape } from './shape.ts';
 import type { ScoreTotals } from './teacher-forcing.ts';
-import { references, renderTemplate, type TemplateContext } from './template.ts';
+import { references, renderTemplate, resolveReference, TemplateRenderError, type TemplateContext } from './template.ts';
 
 export type Criterion = GraderParam & { id: string };
 
@@ -178,6 +178,7 @@ export function parseCriteria(raw: unknown[], body: unknown, opts: { includeSamp
       }
       case 'mmrec_perplexity':
       case 'mmrec_token_accuracy': {
+        if (typeof g.input === 'string') break; // an item reference: each item's conversation is checked as it is read
         const turns = messageTemplates(g.input, `${at}.input`, opts.includeSample, why);
         if (!turns.some((t) => t.role === 'assistant')) {
           throw ApiError.invalid(`Invalid '${at}.input': ${g.type} scores the assistant messages of its conversation, and this one has none (put the reference answer in an assistant message).`, `${at}.input`, 'invalid_value');
@@ -200,6 +201,23 @@ export function criterionModel(c: Criterion, runModel: string | undefined): stri
   if (c.type === 'score_model' || c.type === 'label_model') return c.model;
   if (c.type === 'mmrec_perplexity' || c.type === 'mmrec_token_accuracy') return c.model ?? runModel;
   return undefined;
+}
+
+/** The messages an item_reference names: an array of {role, content} in the item. Throws TemplateRenderError. */
+export function referencedMessages(reference: string, ctx: TemplateContext): ChatTurn[] {
+  const value = resolveReference(reference, ctx);
+  if (!Array.isArray(value) || value.length === 0) throw new TemplateRenderError(`{{${reference}}} must be a non-empty array of messages`);
+  return value.map((m, i) => {
+    const msg = m as Partial<EvalMessage>;
+    if (typeof msg !== 'object' || msg === null || !['user', 'assistant', 'system', 'developer'].includes(msg.role as string)) {
+      throw new TemplateRenderError(`${reference}[${i}] must be a message {role: user|assistant|system|developer, content}`);
+    }
+    try {
+      return { role: msg.role!, content: contentTemplate(msg.content ?? '', `${reference}[${i}].content`) };
+    } catch (e) {
+      throw new TemplateRenderError((e as Error).message);
+    }
+  });
 }
 
 // ------------------------------------------------------------------ grading
@@ -300,7 +318,9 @@ async function labelModel(c: LabelModelGrader, ctx: GradeContext, deps: GradingD
 async function perplexity(c: PerplexityGrader & { id: string }, ctx: GradeContext, deps: GradingDeps, signal: AbortSignal): Promise<Graded> {
   const model = c.model ?? ctx.runModel;
   if (!model) throw new Error(`${c.type} needs a model: the criterion names none and the run samples none`);
-  const turns = renderTurns(messageTemplates(c.input, 'input', true, ''), ctx, deps.maxRenderChars);
+  const turns = typeof c.input === 'string' ? referencedMessages(c.input, ctx) : renderTurns(messageTemplates(c.input, 'input', true, ''), ctx, deps.maxRenderChars);
+  const chars = turns.reduce((n, t) => n + t.content.length, 0);
+  if (chars > deps.maxRenderChars) throw new Error(`the conversation holds ${chars} characters; at most ${deps.maxRenderChars} are scored`);
   const { totals, tokens } = await deps.score(model, turns, signal);
   const loss = totals.nll / Math.max(1, totals.tokens);
   const accuracy = totals.correct / Math.max(1, totals.tokens);

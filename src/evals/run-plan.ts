@@ -15,13 +15,11 @@ import { ApiError } from '../protocol/errors.ts';
 import {
   CompletionsRunDataSource,
   JsonlRunDataSource,
-  type EvalMessage,
   type RunDataSource,
 } from '../protocol/evals.ts';
-import { contentTemplate, EVAL_SAMPLING_DEFAULTS, messageTemplates, type ChatTurn, type Criterion } from './graders.ts';
+import { EVAL_SAMPLING_DEFAULTS, messageTemplates, type ChatTurn, type Criterion } from './graders.ts';
 import { compileItemSchema, type ItemSchemaLimits, type ItemValidator } from './item-schema.ts';
 import { checkShape } from './shape.ts';
-import { resolveReference, TemplateRenderError, type TemplateContext } from './template.ts';
 
 /** What an eval keeps of its data_source_config. */
 export interface StoredDataSourceConfig {
@@ -157,21 +155,4 @@ export function planRun(config: StoredDataSourceConfig, criteria: Criterion[], d
       tools: sp.tools,
     },
   };
-}
-
-/** The messages an item_reference names: an array of {role, content} in the item. Throws TemplateRenderError. */
-export function referencedMessages(reference: string, ctx: TemplateContext): ChatTurn[] {
-  const value = resolveReference(reference, ctx);
-  if (!Array.isArray(value) || value.length === 0) throw new TemplateRenderError(`{{${reference}}} must be a non-empty array of messages`);
-  return value.map((m, i) => {
-    const msg = m as Partial<EvalMessage>;
-    if (typeof msg !== 'object' || msg === null || !['user', 'assistant', 'system', 'developer'].includes(msg.role as string)) {
-      throw new TemplateRenderError(`${reference}[${i}] must be a message {role: user|assistant|system|developer, content}`);
-    }
-    try {
-      return { role: msg.role!, content: contentTemplate(msg.content ?? '', `${reference}[${i}].content`) };
-    } catch (e) {
-      throw new TemplateRenderError((e as Error).message);
-    }
-  });
 }

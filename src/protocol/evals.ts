@@ -106,10 +106,17 @@ export const PerplexityGrader = Type.Object(
     type: Type.Union([Type.Literal('mmrec_perplexity'), Type.Literal('mmrec_token_accuracy')]),
     name: NAME,
     model: Type.Optional(Type.String({ description: "the model scored (default: the run's model)" })),
-    input: Type.Array(EvalMessage, {
-      minItems: 1,
-      description: 'the conversation scored, e.g. [{"role":"user","content":"{{item.question}}"},{"role":"assistant","content":"{{item.answer}}"}]: its assistant messages are the targets',
-    }),
+    input: Type.Union(
+      [
+        Type.Array(EvalMessage, { minItems: 1 }),
+        Type.String({ maxLength: 256, pattern: '^item\\.[A-Za-z0-9_.-]+$', description: 'an item reference, as item.messages: each item holds its conversation (the fine-tuning format)' }),
+      ],
+      {
+        description:
+          'the conversation scored: messages with {{item.…}} variables, e.g. [{"role":"user","content":"{{item.question}}"},{"role":"assistant","content":"{{item.answer}}"}], ' +
+          'or an item reference; its assistant messages are the targets',
+      },
+    ),
     pass_threshold: Type.Optional(Type.Number({ description: 'mmrec_perplexity passes at ≤ pass_threshold, mmrec_token_accuracy at ≥ it; absent: every graded item passes' })),
   },
   {
