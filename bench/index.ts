@@ -1,12 +1,13 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,evals | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
  * `--only` runs one section; `--tokens` sets the tokens per measurement of the
  * constraint section (default 128; fewer for a slow model). The metrics
- * section (text metrics of src/metrics) needs no model.
+ * section (text metrics of src/metrics) needs no model. The evals section runs
+ * eval runs of 200 items (--eval-items) with every item in flight vs one at a time.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
@@ -15,11 +16,13 @@ import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 import { metricsSection } from './metrics.ts';
+import { evalsSection } from './evals.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,evals' },
+    'eval-items': { type: 'string', default: '200' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
@@ -27,7 +30,7 @@ const { values } = parseArgs({
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'evals'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -168,4 +171,5 @@ if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 if (runs('metrics')) metricsSection();
+if (runs('evals')) await evalsSection(modelDir, { items: Number(values['eval-items']) });
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);

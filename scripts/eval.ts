@@ -17,6 +17,7 @@
  * ignoring case), perplexity and token_accuracy (teacher-forced on prompt + reference; no sampling
  * is needed when these are the only metrics). Prints a table, or with --json one JSON object.
  */
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -165,6 +166,7 @@ async function main(): Promise<void> {
   const tally = new RunTally(criteria);
   const outcomes: ItemOutcome[] = new Array(limited.length);
   const signal = new AbortController().signal;
+  setMaxListeners(8 * concurrency + 16, signal);
   const settings = { maxRenderChars: MAX_CHARS, defaultMaxTokens: maxTokens };
   const started = performance.now();
   let done = 0;

@@ -15,6 +15,7 @@
  * the items still pending; one interrupted MAX_ATTEMPTS times fails with that
  * reason. No run is left in_progress without a worker on it.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { RunDataSource } from '../../protocol/evals.ts';
 import { forEachConcurrent, gradeRunItem, RunTally, type ExecutorSettings } from '../../evals/executor.ts';
@@ -120,6 +121,8 @@ export class EvalRunWorker {
       if (this.closed || this.active.size >= this.deps.settings.maxRuns) return;
       if (this.active.has(run.id)) continue;
       const a: Active = { abort: new AbortController(), done: Promise.resolve() };
+      // Every item in flight listens to the run's signal (its generation, its graders' calls).
+      setMaxListeners(8 * this.deps.settings.concurrency + 16, a.abort.signal);
       this.active.set(run.id, a);
       a.done = this.execute(run, a)
         .catch(async (e) => {
