@@ -50,8 +50,9 @@ export interface EvalWorkerDeps {
 
 const MAX_ATTEMPTS = 3;
 const ACTIVE: readonly RunStatus[] = ['queued', 'in_progress'];
-const PAGE = 256;
+/** Items written in one transaction while a data source is read: at most this many, or this many bytes of JSON. */
 const INSERT_CHUNK = 500;
+const INSERT_CHUNK_BYTES = 8 << 20;
 
 class RunFailure extends Error {
   constructor(
@@ -176,30 +177,33 @@ export class EvalRunWorker {
     const { maxItems, maxItemBytes } = this.deps.settings;
     await this.repo.deleteItems(run.id);
     let chunk: Array<{ index: number; source: ItemSource | null; sourceError: string | null }> = [];
+    let chunkBytes = 0;
     let index = 0;
-    const add = async (entry: { source: ItemSource | null; sourceError: string | null }) => {
+    const add = async (entry: { source: ItemSource | null; sourceError: string | null }, bytes: number) => {
       if (index >= maxItems) throw new RunFailure('too_many_items', `The data source has more than ${maxItems} items (--eval-max-items).`);
       chunk.push({ index: index++, ...entry });
-      if (chunk.length >= INSERT_CHUNK) {
+      chunkBytes += bytes;
+      if (chunk.length >= INSERT_CHUNK || chunkBytes >= INSERT_CHUNK_BYTES) {
         await this.repo.addItems(run.id, run.evalId, chunk);
         chunk = [];
+        chunkBytes = 0;
       }
     };
     if (ds.source.type === 'file_content') {
       for (const row of ds.source.content) {
         const bytes = Buffer.byteLength(JSON.stringify(row));
-        if (bytes > maxItemBytes) await add({ source: null, sourceError: `the item is ${bytes} bytes of JSON; at most ${maxItemBytes} are read (--eval-max-item-bytes)` });
-        else await add({ source: row.sample ? { item: row.item, sample: row.sample } : { item: row.item }, sourceError: null });
+        if (bytes > maxItemBytes) await add({ source: null, sourceError: `the item is ${bytes} bytes of JSON; at most ${maxItemBytes} are read (--eval-max-item-bytes)` }, 0);
+        else await add({ source: row.sample ? { item: row.item, sample: row.sample } : { item: row.item }, sourceError: null }, bytes);
       }
     } else {
       const file = await this.deps.store.files.get(ds.source.id);
       if (!file) throw new RunFailure('file_not_found', `The file ${ds.source.id} no longer exists.`);
       for await (const line of boundedLines(this.deps.store.files.content(file), maxItemBytes)) {
         signal.throwIfAborted();
-        if (line === undefined) await add({ source: null, sourceError: `the line is longer than ${maxItemBytes} bytes (--eval-max-item-bytes)` });
+        if (line === undefined) await add({ source: null, sourceError: `the line is longer than ${maxItemBytes} bytes (--eval-max-item-bytes)` }, 0);
         else if (line.trim() !== '') {
           const { source, error } = parseItemLine(line);
-          await add({ source, sourceError: error });
+          await add({ source, sourceError: error }, Buffer.byteLength(line));
         }
       }
     }
@@ -210,11 +214,13 @@ export class EvalRunWorker {
   private async grade(run: RunRecord, plan: RunPlan, signal: AbortSignal): Promise<void> {
     const repo = this.repo;
     const tally = new RunTally(plan.criteria, run);
+    // Items are read a page at a time, about as many as are in flight: what is held is bounded by concurrency × item size.
+    const pageSize = Math.max(8, this.deps.settings.concurrency);
     async function* pending() {
       let after = 0;
       for (;;) {
         if (signal.aborted) return;
-        const page = await repo.pendingItems(run.id, after, PAGE);
+        const page = await repo.pendingItems(run.id, after, pageSize);
         if (page.length === 0) return;
         yield* page;
         after = page[page.length - 1].seq;
