@@ -396,3 +396,35 @@ test('evals list in order of creation or of update, with the after cursor', asyn
   const afterFirst = (await get(`/v1/evals?limit=100&order_by=updated_at&after=${ids[2]}`)).json().data.map((e: { id: string }) => e.id);
   assert.deepEqual(afterFirst.filter((id: string) => ids.includes(id)), [ids[0]]);
 });
+
+test('a run samples a fine-tuned model or a checkpoint from the store, loaded at its first use', async () => {
+  const loads: string[] = [];
+  const ftName = 'ft:fake-model:mmrec:caps:ftjob-abc';
+  const checkpoint = `${ftName}:ckpt-step-10`;
+  h.registry.attachStore(
+    {
+      async find(id) {
+        return id === ftName || id === checkpoint ? { id, dir: '/nonexistent', ownedBy: 'mmrec', createdAt: 1, contextLength: 256 } : undefined;
+      },
+      async listed() {
+        return [];
+      },
+    },
+    async (id) => {
+      loads.push(id);
+      const { fakeModel } = await import('./http-fake-engine.ts');
+      return fakeModel(new FakeEngine({ id, script: () => reply('The capital of France is Paris.') }));
+    },
+    4,
+  );
+  const ev = await createEval();
+  for (const model of [ftName, checkpoint]) {
+    const created = await post(`/v1/evals/${ev.id}/runs`, completionsRun(ITEMS.slice(0, 1), { model }));
+    assert.equal(created.statusCode, 200, created.body);
+    const run = await waitForRun(h.app, ev.id, created.json().id);
+    assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    assert.deepEqual(run.result_counts, { total: 1, errored: 0, failed: 0, passed: 1 });
+    assert.equal(run.per_model_usage[0].model_name, model);
+  }
+  assert.deepEqual(loads, [ftName, checkpoint]);
+});
