@@ -35,7 +35,7 @@ export interface EvalBenchOptions {
 
 export async function evalsSection(modelDir: string, opts: EvalBenchOptions = {}): Promise<void> {
   const items = opts.items ?? 200;
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? 3;
   const parsed = parseConfig([], {});
   if (parsed.help) return;
   const config = parsed.config;
@@ -83,7 +83,7 @@ export async function evalsSection(modelDir: string, opts: EvalBenchOptions = {}
     });
     const run = await store.evals.createRun({ evalId: ev.id, name: `bench ${n}`, model: id, dataSource, metadata: null, criteria: criteria.map((c) => `${c.name}-${c.id}`) });
     const started = performance.now();
-    worker.notify();
+    await worker.start();
     for (;;) {
       const r = (await store.evals.runById(run.id))!;
       if (r.status !== 'queued' && r.status !== 'in_progress') {

@@ -75,6 +75,8 @@ export class EvalRunWorker {
   private ticking = false;
   private tickAgain = false;
   private closed = false;
+  /** Nothing runs before start(): the models runs use are loaded by then, and runs a crash left are recovered first. */
+  private started = false;
 
   constructor(private readonly deps: EvalWorkerDeps) {}
 
@@ -93,11 +95,12 @@ export class EvalRunWorker {
         this.deps.log.warn({ run: run.id, attempts: run.attempts }, 'eval run interrupted by a restart: queued to resume with its pending items');
       }
     }
+    this.started = true;
     this.notify();
   }
 
   notify(): void {
-    if (this.closed) return;
+    if (this.closed || !this.started) return;
     if (this.ticking) {
       this.tickAgain = true;
       return;
