@@ -47,7 +47,7 @@ export async function evalsSection(modelDir: string, opts: EvalBenchOptions = {}
   registry.add(model);
   registry.markReady();
   const chat = new ChatServing({ registry, admission: new Admission(1, 0), limits: { maxTokens: config.maxTokens, maxN: 1 } });
-  const grading = internalGradingDeps({ chat, registry, maxRenderChars: 1 << 20, maxMetricChars: 10_000 });
+  const grading = internalGradingDeps({ chat, registry, maxRenderChars: 1 << 20, maxMetricChars: 10_000, maxTokens: config.maxTokens });
   const dir = mkdtempSync(join(tmpdir(), 'mmrec-bench-evals-'));
   const { store } = await Store.open(dir);
   const criteria = parseCriteria(

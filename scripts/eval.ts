@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   registry.add(model);
   registry.markReady();
   const chat = new ChatServing({ registry, admission: new Admission(1, 0), limits: { maxTokens: Math.max(maxTokens, config.maxTokens), maxN: 1 } });
-  const grading = internalGradingDeps({ chat, registry, maxRenderChars: MAX_CHARS, maxMetricChars: MAX_CHARS });
+  const grading = internalGradingDeps({ chat, registry, maxRenderChars: MAX_CHARS, maxMetricChars: MAX_CHARS, maxTokens: Math.max(maxTokens, config.maxTokens) });
   const ds: RunDataSource = sampled
     ? {
         type: 'completions',

@@ -25,6 +25,9 @@ import { references, renderTemplate, resolveReference, TemplateRenderError, type
 
 export type Criterion = GraderParam & { id: string };
 
+/** A model grader's default token budget (sampling_params.max_completions_tokens), if the server allows that many. */
+export const GRADER_MAX_TOKENS = 256;
+
 /** OpenAI's defaults for sampling in evals (runs and model graders). */
 export const EVAL_SAMPLING_DEFAULTS = { temperature: 1, top_p: 1, seed: 42 } as const;
 
@@ -41,6 +44,8 @@ export interface GradingDeps {
   maxRenderChars: number;
   /** text_similarity's bound on each text. */
   maxMetricChars: number;
+  /** A model grader's default token budget: GRADER_MAX_TOKENS, or the server's --max-tokens if lower. */
+  graderMaxTokens: number;
 }
 
 export interface ModelCall {
@@ -281,7 +286,8 @@ async function askModel(c: ScoreModelGrader | LabelModelGrader, ctx: GradeContex
     temperature: sp?.temperature ?? EVAL_SAMPLING_DEFAULTS.temperature,
     top_p: sp?.top_p ?? EVAL_SAMPLING_DEFAULTS.top_p,
     seed: sp?.seed ?? EVAL_SAMPLING_DEFAULTS.seed,
-    ...(sp?.max_completions_tokens ? { max_completion_tokens: sp.max_completions_tokens } : {}),
+    // The reply is one small JSON object, closed by the grammar within its budget.
+    max_completion_tokens: sp?.max_completions_tokens ?? deps.graderMaxTokens,
     response_format: { type: 'json_schema', json_schema: { name: c.type === 'score_model' ? 'score' : 'label', schema, strict: true } },
   };
   const r = await deps.chat(req, signal);

@@ -8,7 +8,7 @@
 import type { ChatServing } from '../serving/chat.ts';
 import type { ModelRegistry, ServedModel } from '../serving/registry.ts';
 import type { ScoreRequest, ScoreResult } from '../engine/types.ts';
-import type { ChatTurn, GradingDeps } from './graders.ts';
+import { GRADER_MAX_TOKENS, type ChatTurn, type GradingDeps } from './graders.ts';
 import { conversationScoreRequest, type ScoreTotals } from './teacher-forcing.ts';
 
 interface Waiting {
@@ -64,6 +64,8 @@ export interface InternalServingOptions {
   registry: ModelRegistry;
   maxRenderChars: number;
   maxMetricChars: number;
+  /** The server's --max-tokens: model graders default to GRADER_MAX_TOKENS within it. */
+  maxTokens: number;
 }
 
 export function internalGradingDeps(o: InternalServingOptions): GradingDeps {
@@ -77,5 +79,6 @@ export function internalGradingDeps(o: InternalServingOptions): GradingDeps {
     score: (model, conversation, signal) => batcher.score(model, conversation, signal),
     maxRenderChars: o.maxRenderChars,
     maxMetricChars: o.maxMetricChars,
+    graderMaxTokens: Math.min(GRADER_MAX_TOKENS, o.maxTokens),
   };
 }

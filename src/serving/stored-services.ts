@@ -124,7 +124,7 @@ function createEvalServices(config: ServerConfig, store: Store, registry: ModelR
       itemSchema,
       executor: { maxRenderChars: config.evalMaxItemBytes, defaultMaxTokens: config.maxTokens },
     },
-    grading: internalGradingDeps({ chat, registry, maxRenderChars: config.evalMaxItemBytes, maxMetricChars: DEFAULT_MAX_INPUT_CHARS }),
+    grading: internalGradingDeps({ chat, registry, maxRenderChars: config.evalMaxItemBytes, maxMetricChars: DEFAULT_MAX_INPUT_CHARS, maxTokens: config.maxTokens }),
     modelExists: (name) => registry.describe(name).then(() => true, () => false),
     log,
   });

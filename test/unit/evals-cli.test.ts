@@ -61,7 +61,7 @@ test("perplexity and token accuracy through the eval executor equal the fine-tun
   const criteria = criteriaFor(['perplexity', 'token_accuracy'], 'tiny');
   const plan = planRun({ type: 'custom', item_schema: {}, include_sample_schema: true }, criteria, { type: 'jsonl', source: { type: 'file_content', content: [] } }, { maxSchemaBytes: 1024, patternStates: 64 });
   const chat = new ChatServing({ registry, admission: new Admission(1, 0), limits: { maxTokens: 16, maxN: 1 } });
-  const deps = internalGradingDeps({ chat, registry, maxRenderChars: 1 << 16, maxMetricChars: 1 << 16 });
+  const deps = internalGradingDeps({ chat, registry, maxRenderChars: 1 << 16, maxMetricChars: 1 << 16, maxTokens: 16 });
   const tally = new RunTally(criteria);
   const perItem: number[] = [];
   await forEachConcurrent(items.entries(), 8, async ([index, item]) => {

@@ -81,7 +81,7 @@ export async function startEvals(opts: { engines?: FakeEngine[]; dataDir?: strin
   const worker = new EvalRunWorker({
     store,
     settings,
-    grading: internalGradingDeps({ chat, registry, maxRenderChars: settings.executor.maxRenderChars, maxMetricChars: 10_000 }),
+    grading: internalGradingDeps({ chat, registry, maxRenderChars: settings.executor.maxRenderChars, maxMetricChars: 10_000, maxTokens: limits.maxTokens }),
     modelExists: (name) => registry.describe(name).then(() => true, () => false),
     log: pino({ level: 'silent' }),
   });
