@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
@@ -180,5 +180,6 @@ test('a server SIGKILLed during a run resumes it at its next start; every item i
     assert.ok(second.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('eval run interrupted by a restart')));
   } finally {
     assert.equal(await second.stop(), 0);
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });

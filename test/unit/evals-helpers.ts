@@ -3,7 +3,7 @@
  * scripted engines (http-fake-engine.ts): the app, its service, the worker
  * and the internal chat serving, wired as stored-services.ts wires them.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -59,7 +59,8 @@ export interface EvalsHarness {
   registry: ModelRegistry;
   worker: EvalRunWorker;
   app: FastifyInstance;
-  close(): Promise<void>;
+  /** Stops everything and removes the data directory, unless `keepData` (a test reopens it). */
+  close(opts?: { keepData?: boolean }): Promise<void>;
 }
 
 export const SETTINGS: EvalWorkerSettings = {
@@ -94,10 +95,11 @@ export async function startEvals(opts: { engines?: FakeEngine[]; dataDir?: strin
     registry,
     worker,
     app,
-    async close() {
+    async close(o = {}) {
       await worker.close();
       await app.close();
       await store.close();
+      if (!o.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -86,7 +86,7 @@ test('a graceful stop puts the run back in the queue without counting an attempt
   const first = await startEvals({ engines: [slow()], settings: { concurrency: 2 } });
   const { evalId, runId } = await startRun(first, 20);
   await until('some results', async () => ((await first.store.evals.runById(runId))?.resultCounts.total ?? 0) >= 3);
-  await first.close();
+  await first.close({ keepData: true });
   const second = await startEvals({ engines: [slow()], dataDir: first.dataDir, start: false });
   try {
     const stopped = (await second.store.evals.runById(runId))!;
@@ -106,7 +106,7 @@ test('a run interrupted three times fails with that reason instead of being retr
   const { evalId, runId } = await startRun(first, 3);
   // What three crashes in a row leave.
   await first.store.evals.transitionRun(runId, ['queued'], 'in_progress', { attempts: 3 });
-  await first.close();
+  await first.close({ keepData: true });
   const second = await startEvals({ engines: [slow()], dataDir: first.dataDir });
   try {
     const r = await second.app.inject({ method: 'GET', url: `/v1/evals/${evalId}/runs/${runId}` });
