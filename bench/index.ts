@@ -1,5 +1,6 @@
 /**
  * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,batches,fine-tuning | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,evals | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
@@ -8,6 +9,8 @@
  * constraint section (default 128; fewer for a slow model). The metrics
  * section (text metrics of src/metrics) needs no model. The batches section
  * (the Batch API against the real server) takes --batch-lines (200).
+ * section (text metrics of src/metrics) needs no model. The evals section runs
+ * eval runs of 200 items (--eval-items) with every item in flight vs one at a time.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
@@ -18,11 +21,13 @@ import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 import { FINE_TUNING_ARGS, fineTuningOptions, fineTuningSection } from './fine-tuning.ts';
 import { metricsSection } from './metrics.ts';
 import { BATCHES_DEFAULTS, batchesSection } from './batches.ts';
+import { evalsSection } from './evals.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,batches,fine-tuning' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,evals,batches,fine-tuning' },
+    'eval-items': { type: 'string', default: '200' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
@@ -32,7 +37,7 @@ const { values } = parseArgs({
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'batches', 'fine-tuning'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'evals', 'batches', 'fine-tuning'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -175,4 +180,5 @@ if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, va
 if (runs('metrics')) metricsSection();
 if (runs('batches')) await batchesSection(modelDir, { ...BATCHES_DEFAULTS, lines: Number(values['batch-lines']) });
 if (runs('fine-tuning')) await fineTuningSection(modelDir, fineTuningOptions(values));
+if (runs('evals')) await evalsSection(modelDir, { items: Number(values['eval-items']) });
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -22,6 +22,8 @@ import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
 import { batchRoutes } from './http/routes/batches.ts';
 import { batchEndpoints } from './serving/batch-endpoints.ts';
 import type { BatchService } from './serving/batches.ts';
+import { evalRoutes } from './http/routes/evals.ts';
+import type { EvalService } from './serving/evals.ts';
 import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
@@ -66,6 +68,8 @@ export interface AppOptions {
   fineTuning?: FineTuningService;
   /** The Batch API (needs the store and its worker); absent: no /v1/batches routes. */
   batches?: BatchService;
+  /** The Evals API (needs the store and its worker); absent: no /v1/evals routes. */
+  evals?: EvalService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -134,6 +138,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(chatRoutes, { serving: chat });
   await app.register(completionRoutes, { serving: completions });
+  if (options.evals) await app.register(evalRoutes, { service: options.evals });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

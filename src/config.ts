@@ -91,6 +91,18 @@ export interface ServerConfig {
   batchMaxInFlight: number;
   /** Rows of the batched decode step background work (batch lines) may take; 0 = three quarters of maxBatchSize. */
   maxBackgroundRows: number;
+  /** Eval runs graded at once; the rest wait in order. */
+  maxEvalRuns: number;
+  /** Items of one eval run in flight at once (their generations share the engine's batch). */
+  evalConcurrency: number;
+  /** Items one eval run may have. */
+  evalMaxItems: number;
+  /** Bytes of one eval item's JSON; also the characters a rendered template may have. */
+  evalMaxItemBytes: number;
+  /** Testing criteria one eval may have. */
+  evalMaxCriteria: number;
+  /** Bytes of an eval's item_schema. */
+  evalMaxSchemaBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -156,6 +168,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'trainingThreads', flag: 'training-threads', kind: 'int', default: '1', min: 1, max: 1024, help: 'PyTorch threads of a training job (inference keeps the other cores)' },
   { key: 'trainingNiceness', flag: 'training-niceness', kind: 'int', default: '10', min: 0, max: 19, help: 'added to a training process\'s niceness, so inference is scheduled first' },
   { key: 'organization', flag: 'organization', kind: 'string', default: 'mmrec', help: 'organization id of fine-tuning jobs, owner of fine-tuned models and part of their names (ft:<base>:<organization>:<suffix>:<job>)' },
+  { key: 'maxEvalRuns', flag: 'max-eval-runs', kind: 'int', default: '1', min: 0, max: 64, help: 'eval runs graded at once; the rest wait in order (0: runs are accepted but none runs)' },
+  { key: 'evalConcurrency', flag: 'eval-concurrency', kind: 'int', default: '48', min: 1, max: 4096, help: "items of one eval run in flight at once, as background work (the engine gives background generations 3/4 of --max-batch-size rows: 48 by default)" },
+  { key: 'evalMaxItems', flag: 'eval-max-items', kind: 'int', default: '10000', min: 1, max: 10000000, help: 'items one eval run may have (more: 400, or the run fails when a file holds more)' },
+  { key: 'evalMaxItemBytes', flag: 'eval-max-item-bytes', kind: 'int', default: String(256 * 1024), min: 1024, max: 1 << 30, help: "bytes of one eval item's JSON (a longer one is an errored result); also the characters a rendered eval template may have" },
+  { key: 'evalMaxCriteria', flag: 'eval-max-criteria', kind: 'int', default: '16', min: 1, max: 1024, help: 'testing criteria one eval may have (each may call a model once per item)' },
+  { key: 'evalMaxSchemaBytes', flag: 'eval-max-schema-bytes', kind: 'int', default: String(64 * 1024), min: 64, max: 1 << 26, help: "bytes of an eval's item_schema as JSON (its patterns run as automata of at most --max-pattern-states states)" },
   { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
   { key: 'batchMaxLines', flag: 'batch-max-lines', kind: 'int', default: '50000', min: 1, max: 10_000_000, help: 'request lines one batch input file may hold (OpenAI: 50000); more: the batch fails validation' },
   { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },

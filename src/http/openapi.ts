@@ -9,6 +9,7 @@ import { buildApp } from '../app.ts';
 import type { FileService } from '../serving/files.ts';
 import type { FineTuningService } from '../serving/fine-tuning.ts';
 import type { BatchService } from '../serving/batches.ts';
+import type { EvalService } from '../serving/evals.ts';
 import { ModelRegistry } from '../serving/registry.ts';
 
 type Json = Record<string, unknown>;
@@ -33,7 +34,8 @@ export async function collectRoutes(): Promise<CollectedRoute[]> {
   const files = { maxFileBytes: 1 } as FileService;
   const fineTuning = {} as FineTuningService;
   const batches = { attach() {} } as unknown as BatchService;
-  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, batches });
+  const evals = {} as EvalService;
+  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, batches, evals });
   await app.ready();
   await app.close();
   return routes;

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { BatchesRepository } from './batches.ts';
 import { DataDir } from './data-dir.ts';
 import { openDatabase } from './database.ts';
+import { EvalsRepository } from './evals.ts';
 import { FilesRepository } from './files.ts';
 import { FineTuningRepository, type JobCheckpoint } from './fine-tuning.ts';
 import { ModelsRepository, type StoredModel } from './models.ts';
@@ -29,6 +30,7 @@ export class Store {
   readonly fineTuning: FineTuningRepository;
   readonly models: ModelsRepository;
   readonly batches: BatchesRepository;
+  readonly evals: EvalsRepository;
 
   private constructor(
     private readonly db: Kysely<Database>,
@@ -38,6 +40,7 @@ export class Store {
     this.fineTuning = new FineTuningRepository(db);
     this.models = new ModelsRepository(db);
     this.batches = new BatchesRepository(db);
+    this.evals = new EvalsRepository(db);
   }
 
   /** Opens (creating) the data directory and its database, applies migrations, and removes what a crash left behind. */

@@ -136,6 +136,66 @@ export interface BatchResultsTable {
   text: string;
 }
 
+/** An eval: its data source config and testing criteria, as normalised at creation (JSON). */
+export interface EvalsTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  updated_at: number;
+  name: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON: {type: "custom", item_schema, include_sample_schema}. */
+  data_source_config: string;
+  /** JSON array: the criteria as given, each with the id the server gave it. */
+  testing_criteria: string;
+}
+
+export interface EvalRunsTable {
+  seq: Generated<number>;
+  id: string;
+  eval_id: string;
+  created_at: number;
+  name: string;
+  /** The model sampled ('' for a jsonl data source). */
+  model: string;
+  status: string;
+  /** JSON: the data source as requested. */
+  data_source: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON {code, message} or null. */
+  error: string | null;
+  /** JSON: the run's counters, updated in the same transaction as each item's result. */
+  result_counts: string;
+  per_model_usage: string;
+  per_testing_criteria_results: string;
+  /** 1 once every item of the data source has its row. */
+  items_ready: number;
+  /** How many times a worker took the run up (a restart resumes it). */
+  attempts: number;
+}
+
+export interface EvalRunItemsTable {
+  seq: Generated<number>;
+  id: string;
+  run_id: string;
+  eval_id: string;
+  created_at: number;
+  /** The item's position in the data source (datasource_item_id). */
+  item_index: number;
+  /** 'pending' until graded, then 'pass', 'fail' or 'error'. */
+  status: string;
+  /** JSON: {item, sample?} as the data source gave it; null when the line was not valid JSON. */
+  source: string | null;
+  /** JSON: why the item could not be read, or null. */
+  source_error: string | null;
+  /** JSON: the output item's sample, once graded. */
+  sample: string | null;
+  /** JSON array: one result per testing criterion, once graded. */
+  results: string | null;
+}
+
 export interface Database {
   files: FilesTable;
   fine_tuning_jobs: FineTuningJobsTable;
@@ -144,4 +204,7 @@ export interface Database {
   models: ModelsTable;
   batches: BatchesTable;
   batch_results: BatchResultsTable;
+  evals: EvalsTable;
+  eval_runs: EvalRunsTable;
+  eval_run_items: EvalRunItemsTable;
 }
