@@ -31,6 +31,8 @@ export interface RunningServer {
   ready: Promise<void>;
   /** Graceful stop: refuse new work, wait up to the shutdown deadline, abort the rest, close the engines. */
   shutdown(): Promise<void>;
+  /** Before an immediate exit: trainers killed, and every engine's model call in progress returned (at most `timeoutMs`). */
+  halt(timeoutMs: number): Promise<void>;
 }
 
 /** Why a model runs where it does, for the start-up log. */
@@ -150,11 +152,19 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       log.info('stopped');
     })());
 
-  return { app, registry, url, ready, shutdown };
+  const halt = async (timeoutMs: number) => {
+    stored.worker.killTrainers();
+    const halted = Promise.allSettled(registry.list().map((m) => m.engine.halt?.()));
+    await Promise.race([halted, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  };
+
+  return { app, registry, url, ready, shutdown, halt };
 }
 
 /** Signals closer together than this are one delivery (see onSignal). */
 const DUPLICATE_SIGNAL_MS = 100;
+/** The longest a second signal waits for the model calls in progress before the process exits anyway. */
+const HALT_TIMEOUT_MS = 2000;
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -194,7 +204,9 @@ async function main(): Promise<void> {
       // twice within milliseconds. Only a signal sent after DUPLICATE_SIGNAL_MS means "stop now".
       if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      // Exiting while onnxruntime runs a call aborts the process: the call in progress (milliseconds) ends first.
+      void server.halt(HALT_TIMEOUT_MS).finally(() => process.exit(1));
+      return;
     }
     firstSignalAt = performance.now();
     log.info({ signal }, 'signal received');

@@ -33,6 +33,7 @@ import { DEFAULT_SCORING, scoreSequences } from './scoring.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
 import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
+import { HaltingRunner } from './halting-runner.ts';
 import { emptyState, stackStates, stateRow, type RecurrentState, type StateSpec } from './state.ts';
 import { StateCache } from './state-cache.ts';
 import { TokenChannel } from './token-channel.ts';
@@ -197,14 +198,17 @@ export class MMRecEngine implements Engine {
   /** The scheduler loop, while it runs. */
   private loop?: Promise<void>;
 
+  private readonly model: HaltingRunner;
+
   constructor(
     readonly info: ModelInfo,
     readonly config: ModelConfig,
-    private readonly model: ModelRunner,
+    model: ModelRunner,
     private readonly options: EngineOptions = {},
     /** Guards a saved state cache against being loaded for another model (loadEngine sets it). */
     modelKey = `${info.id}|${JSON.stringify(model.signature)}`,
   ) {
+    this.model = new HaltingRunner(model);
     this.candidates = new CandidateSet(info.vocabSize);
     this.prefillChunk = options.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isSafeInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunkSize must be a positive integer, got ${this.prefillChunk}`);
@@ -337,6 +341,15 @@ export class MMRecEngine implements Engine {
     });
     this.wake();
     return { tokens, result };
+  }
+
+  /**
+   * For an exit that cannot wait (a second signal): no model call starts
+   * from now on, and this resolves once the call in progress has returned.
+   * Generations are left as they are: the process is about to end.
+   */
+  halt(): Promise<void> {
+    return this.model.halt();
   }
 
   close(): Promise<void> {

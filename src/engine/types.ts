@@ -189,4 +189,6 @@ export interface Engine {
   stats?(): EngineStats;
   /** Stop accepting work; resolves once in-flight generations are done or aborted. */
   close(): Promise<void>;
+  /** Start no model call any more; resolves once the one in progress has returned (an immediate exit). */
+  halt?(): Promise<void>;
 }

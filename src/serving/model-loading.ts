@@ -65,7 +65,7 @@ export async function loadServedModel(
   }
   const info = { ...engine.info, id };
   const served = createServedModel(
-    { info, generate: (r) => engine.generate(r), score: (r, signal) => engine.score(r, signal), close: () => engine.close(), stats: () => engine.stats() },
+    { info, generate: (r) => engine.generate(r), score: (r, signal) => engine.score(r, signal), close: () => engine.close(), halt: () => engine.halt(), stats: () => engine.stats() },
     modelDir.config.tokenizer,
     { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
     `${modelDir.createdAt}`,

@@ -412,6 +412,12 @@ export class FineTuningWorker {
     return job as Job | undefined;
   }
 
+  /** For an exit that cannot wait: every trainer is killed (a job left running resumes from its last saved state at the next start). */
+  killTrainers(): void {
+    this.closed = true;
+    for (const r of this.running.values()) r.trainer?.kill();
+  }
+
   /** At shutdown: trainers are asked to save their state and stop; their jobs stay `running` and resume at the next start. */
   async close(): Promise<void> {
     this.closed = true;
