@@ -83,15 +83,17 @@ class Decoder:
 
 
 @torch.no_grad()
-def greedy(model: MMRec, prompts: List[List[int]], eot: int, max_new: int = 48, batch: int = 64) -> List[List[int]]:
+def greedy(model: MMRec, prompts: List[List[int]], eot: int, max_new: int = 48, batch: int = 64, initial_state=None) -> List[List[int]]:
     """Greedy continuation of each prompt until <|endoftext|> (not included) or max_new tokens.
-    Prompts are prefilled one by one (their lengths differ), then decoded in batches."""
+    Prompts are prefilled one by one (their lengths differ), then decoded in batches; each
+    starts from `initial_state` (one [D] tensor per layer) or zeros."""
     outs: List[List[int]] = []
     for b0 in range(0, len(prompts), batch):
         group = prompts[b0 : b0 + batch]
         states, nxt = [], []
         for p in group:
-            logits, st = model(torch.tensor([p]), model.zero_state(1))
+            start = [h.unsqueeze(0).clone() for h in initial_state] if initial_state is not None else model.zero_state(1)
+            logits, st = model(torch.tensor([p]), start)
             states.append(st)
             nxt.append(int(logits[0, -1].argmax()))
         state = [torch.cat([s[i] for s in states]) for i in range(model.cfg.n_layers)]
@@ -118,14 +120,14 @@ def greedy_onnx(model_dir: str, prompts: List[List[int]], eot: int, max_new: int
     for an initial-state directory the base's, each sequence starting from the directory's
     initial state if it has one (kit/tools/onnx-greedy.mjs)."""
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    graph = cfg["base_model"]["path"] if "base_model" in cfg else model_dir
+    graph = os.path.join(model_dir, cfg["base_model"]["path"]) if "base_model" in cfg else model_dir  # an absolute path stays as is
     init = None
     if "initial_state" in cfg:
         init = {"file": os.path.abspath(os.path.join(model_dir, cfg["initial_state"]["file"])), "shapes": cfg["initial_state"]["shapes"]}
     with tempfile.TemporaryDirectory() as d:
         job = os.path.join(d, "job.json")
         with open(job, "w") as f:
-            json.dump({"model": os.path.abspath(os.path.join(model_dir, graph, "model.onnx")), "prompts": prompts, "max_new": max_new, "eos": [eot],
+            json.dump({"model": os.path.abspath(os.path.join(graph, "model.onnx")), "prompts": prompts, "max_new": max_new, "eos": [eot],
                        "initial_state": init}, f)
         out = os.path.join(d, "out.json")
         subprocess.run(["node", ONNX_GREEDY, job, out], check=True)

@@ -171,6 +171,7 @@ class Run:
         if not a.resume and (os.path.exists(self.resume_path) or os.path.exists(os.path.join(self.out, "final"))):
             raise FinetuneError(f"--out {self.out} already holds a run; pass --resume to continue it or choose a new directory")
         os.makedirs(self.out, exist_ok=True)
+        self._remove_stale_temporaries()
 
         self.train_path = os.path.abspath(a.train)
         try:
@@ -252,6 +253,14 @@ class Run:
                       "epoch_loss_sum": 0.0, "epoch_correct": 0, "epoch_tokens": 0, "checkpoints": []}
         if a.resume:
             self._load_resume()
+
+    def _remove_stale_temporaries(self) -> None:
+        """What an earlier process of this run left half-written when it was killed."""
+        for d in (self.out, os.path.join(self.out, "checkpoints")):
+            for name in os.listdir(d) if os.path.isdir(d) else []:
+                if (name.startswith(".") and ".tmp-" in name) or name == RESUME_FILE + ".tmp":
+                    path = os.path.join(d, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def _load_resume(self) -> None:
         try:

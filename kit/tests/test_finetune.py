@@ -154,7 +154,9 @@ def test_pause_on_sigterm_then_resume_gives_the_uninterrupted_weights(toy, tmp_p
     # A run that holds a resume state refuses to start over without --resume.
     proc, _ = _run(toy["base"], toy["data"], out, *extra, check=False)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1].startswith("error: ") and "--resume" in proc.stderr
+    os.makedirs(os.path.join(out, "checkpoints", ".step-3.tmp-99999"))  # as a process killed while writing a checkpoint leaves it
     _, ev2 = _run(toy["base"], toy["data"], out, *extra, "--resume")
+    assert not os.path.exists(os.path.join(out, "checkpoints", ".step-3.tmp-99999"))
     assert ev2[0]["event"] == "started" and ev2[0]["resumed_from_step"] == n
     _check_protocol(ev2, 9, 3, start=n)
     loss = lambda evs: [e["train_loss"] for e in evs if e["event"] == "step"]  # noqa: E731
@@ -277,3 +279,21 @@ def test_loss_tokens_match_the_batches(toy):
         for i in range(len(ds)):
             _, labels, _ = make_batch(ds, [i], 100257, max_len)
             assert int((labels != -100).sum()) == lt[i]
+
+
+def test_onnx_greedy_starts_from_the_initial_state(toy, tmp_path):
+    """kit/tools/onnx-greedy.mjs (the reference for serving an initial-state directory) decodes what
+    PyTorch decodes from the same initial state, and differs from the zero start."""
+    from mmrec.evaluate import greedy, greedy_onnx
+    from mmrec.export import round_to_fp16
+
+    out = str(tmp_path / "st")
+    _run(toy["base"], toy["data"], out, "--method", "state", "--epochs", "1", "--learning-rate-multiplier", "30")
+    final = os.path.join(out, "final")
+    tuned = load_model_dir(final)
+    prompts = [[100262, 198, 9906, 0, 198, 100257, 198, 100263, 198], [100262, 198, 3923, 374, 279, 6864, 30, 198, 100257, 198, 100263, 198]]
+    m = round_to_fp16(tuned.model)
+    ref = greedy(m, prompts, 100257, max_new=12, initial_state=tuned.initial_state)
+    assert greedy_onnx(final, prompts, 100257, max_new=12) == ref
+    assert greedy_onnx(toy["base"], prompts, 100257, max_new=12) == greedy(m, prompts, 100257, max_new=12)
+    assert ref != greedy(m, prompts, 100257, max_new=12), "the initial state changes the continuation"
