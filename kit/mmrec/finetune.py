@@ -36,6 +36,7 @@ from .data import IGNORE, epoch_schedule, load_dataset, loss_tokens, make_batch
 from .export import export_onnx, model_config
 from .model import count_parameters, load_checkpoint
 from .model_dir import INITIAL_STATE_FILE, ModelDirError, ServedModel, load_model_dir, sha256_file, state_shapes, write_initial_state
+from .lifeline import die_with_parent
 from .sft import EOT, UNSEEN_BIAS, loss_and_correct, lr_at, make_optimizer, resolve_device, vocab_remap
 
 # Peak learning rate at --learning-rate-multiplier 1, per method. Full: a tenth of the
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, …")
     ap.add_argument("--max-len", type=int, default=DEFAULTS["max_len"], help="conversations are cut to this many input tokens")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from resume.pt")
+    ap.add_argument("--die-with-parent", action="store_true", help="exit when the process that started this one dies (the server passes it)")
     ap.add_argument("--model-id", help="model_id written into the exported config.json files (default: ft:<base model id>)")
     return ap
 
@@ -457,6 +459,8 @@ class Run:
 
 def main(argv: Optional[List[str]] = None) -> int:
     a = build_parser().parse_args(argv)
+    if a.die_with_parent:
+        die_with_parent()
     proto = Protocol()
     pause = PauseRequest()
     try:

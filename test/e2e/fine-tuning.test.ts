@@ -14,7 +14,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
@@ -77,6 +77,20 @@ async function raw(path: string): Promise<unknown> {
   const r = await fetch(`${server.url}/v1${path}`);
   assert.equal(r.status, 200);
   return r.json();
+}
+
+/** Processes whose command line names a job directory under `dataDir` (its trainers). */
+function trainersOf(dataDir: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes('mmrec.finetune') && cmd.includes(join(dataDir, 'jobs'))) out.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 async function ask(model: string, question: string, c: OpenAI = client): Promise<string> {
@@ -209,6 +223,10 @@ test('a server killed mid-job (SIGKILL) resumes the job from its last saved stat
   }
   first.proc.kill('SIGKILL');
   await first.exited;
+  // Its trainer does not outlive it (else two trainers would write the same job's directory after the restart).
+  const orphans = () => trainersOf(dir);
+  for (let i = 0; i < 50 && orphans().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(orphans(), [], 'no trainer of the killed server is left running');
 
   const second = await startServer(args);
   try {

@@ -67,6 +67,8 @@ export class TrainerProcess {
       '--threads', String(args.threads),
       '--max-len', String(args.maxLength),
       '--model-id', args.modelId,
+      // A trainer must not outlive the server: after a crash the restarted server starts the job's trainer again.
+      '--die-with-parent',
     ];
     if (args.resume) argv.push('--resume');
     this.child = spawn(args.python, argv, {
