@@ -28,8 +28,9 @@
  * prefills only its new messages.
  */
 import { statSync } from 'node:fs';
-import type { ConstraintMatcher, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
+import type { ConstraintMatcher, EmbedRequest, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
 import { DEFAULT_SCORING, scoreSequences } from './scoring.ts';
+import { DEFAULT_EMBEDDING_ROWS, embedSequences, embeddingBlocks } from './embedding.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
 import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
@@ -261,6 +262,28 @@ export class MMRecEngine implements Engine {
       if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
     }
     const run = scoreSequences(this.model, requests, { ...DEFAULT_SCORING, padId: this.info.eosTokenIds[0], signal });
+    const tracked = run.then(
+      () => undefined as unknown as GenerationResult,
+      () => undefined as unknown as GenerationResult,
+    );
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+    return run;
+  }
+
+  /**
+   * Last-state embeddings (embedding.ts), batched in calls of at most one
+   * prefill chunk's tokens; like score(), its calls queue behind the
+   * scheduler's at the model worker, so live streams wait at most one call.
+   */
+  embed(requests: readonly EmbedRequest[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (this.closing) return Promise.reject(new EngineClosedError());
+    for (const r of requests) {
+      if (r.ids.length === 0) throw new RangeError('an embedded sequence needs at least one token');
+      const bad = r.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
+      if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
+    }
+    const run = embedSequences(this.model, requests, { rows: DEFAULT_EMBEDDING_ROWS, tokensPerCall: this.prefillChunk, signal });
     const tracked = run.then(
       () => undefined as unknown as GenerationResult,
       () => undefined as unknown as GenerationResult,
@@ -712,6 +735,7 @@ export async function loadEngine(modelDir: string, options: EngineOptions = {}):
     executionProvider: model.executionProvider,
     providerReason: model.providerNote,
     createdAt: dir.createdAt,
+    stateSizes: embeddingBlocks(model.signature.states),
   };
   // A saved state cache is only valid for the very same graph file.
   const st = statSync(dir.onnxPath);
