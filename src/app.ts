@@ -14,6 +14,7 @@ import { clientErrorHandler, frameworkErrors, registerExpectationHandler } from 
 import { registerRequestContext, type InFlight } from './http/request-context.ts';
 import { chatRoutes } from './http/routes/chat.ts';
 import { completionRoutes } from './http/routes/completions.ts';
+import { embeddingRoutes } from './http/routes/embeddings.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
@@ -26,6 +27,7 @@ import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
+import { EmbeddingServing, type EmbeddingLimits } from './serving/embeddings.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
 import type { GrammarLimits } from './serving/constraints.ts';
@@ -35,6 +37,8 @@ import { TokenizeServing } from './serving/tokenize.ts';
 export interface AppOptions {
   registry: ModelRegistry;
   limits: Limits;
+  /** /v1/embeddings input limits; absent: DEFAULT_EMBEDDING_LIMITS. */
+  embeddingLimits?: EmbeddingLimits;
   /** Tools and structured outputs cost limits; absent: DEFAULT_GRAMMAR_LIMITS. */
   grammarLimits?: GrammarLimits;
   admission?: Admission;
@@ -122,6 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
   await app.register(chatRoutes, { serving: new ChatServing(deps) });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });
+  await app.register(embeddingRoutes, { serving: new EmbeddingServing({ registry: options.registry, admission, limits: options.embeddingLimits }) });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

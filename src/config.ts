@@ -64,6 +64,10 @@ export interface ServerConfig {
   maxPatternStates: number;
   grammarCacheBytes: number;
   constraintBytes: number;
+  /** /v1/embeddings: inputs per request, tokens per input, tokens per request. */
+  maxEmbeddingInputs: number;
+  maxEmbeddingInputTokens: number;
+  maxEmbeddingTokens: number;
   logLevel: LogLevel;
   /** Everything the server keeps: files, jobs, fine-tuned models, the metadata database. */
   dataDir: string;
@@ -139,6 +143,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxPatternStates', flag: 'max-pattern-states', kind: 'int', default: '8192', min: 64, max: 1 << 20, help: 'states of one string pattern/format/length or number automaton; larger: 400 when strict, the schema loosened otherwise' },
   { key: 'grammarCacheBytes', flag: 'grammar-cache-bytes', kind: 'int', default: String(256 * 2 ** 20), min: 0, max: 2 ** 40, help: 'estimated bytes of compiled tool/response_format constraints (grammar, masks) kept for later requests of the same shape, least recently used out' },
   { key: 'constraintBytes', flag: 'constraint-bytes', kind: 'int', default: String(32 * 2 ** 20), min: 1 << 20, max: 2 ** 36, help: 'estimated bytes of masks and automaton frames one constraint keeps; when full it starts over' },
+  { key: 'maxEmbeddingInputs', flag: 'max-embedding-inputs', kind: 'int', default: '2048', min: 1, max: 1 << 20, help: 'inputs one /v1/embeddings request may hold (OpenAI: 2048); more: 400' },
+  { key: 'maxEmbeddingInputTokens', flag: 'max-embedding-input-tokens', kind: 'int', default: '8192', min: 1, max: 1 << 24, help: 'tokens of one embedding input (OpenAI: 8192); longer: 400' },
+  { key: 'maxEmbeddingTokens', flag: 'max-embedding-tokens', kind: 'int', default: '300000', min: 1, max: 1 << 30, help: 'tokens of all inputs of one /v1/embeddings request together (OpenAI: 300,000); more: 400' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
   { key: 'dataDir', flag: 'data-dir', kind: 'string', default: 'data', help: 'directory for everything the server keeps (files, fine-tuning jobs, fine-tuned models, its database); created at start' },
   { key: 'maxFileBytes', flag: 'max-file-bytes', kind: 'int', default: String(512 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest file upload in bytes (larger: 413, checked while the file streams in)' },

@@ -83,6 +83,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       maxRequestLogprobs: config.maxRequestLogprobs,
       maxJsonDepth: config.maxJsonDepth,
     },
+    embeddingLimits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens },
     grammarLimits: {
       maxTools: config.maxTools,
       maxSchemaDepth: config.maxSchemaDepth,

@@ -28,6 +28,7 @@ test('openapi.yaml documents every endpoint, and its schemas compile', async () 
     '/tokenize',
     '/v1/chat/completions',
     '/v1/completions',
+    '/v1/embeddings',
     '/v1/files',
     '/v1/files/{file_id}',
     '/v1/files/{file_id}/content',
