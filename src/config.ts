@@ -20,6 +20,8 @@ export interface ServerConfig {
   modelsDir: string;
   /** Explicit model directories (each served under its directory name). */
   models: string[];
+  /** Aliases: `NAME` (one model served) or `MODEL=NAME`; see resolveServedNames. */
+  servedModelNames: string[];
   /** Accepted bearer keys; empty = no authentication. */
   apiKeys: string[];
   device: Device;
@@ -117,6 +119,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', kind: 'int', default: '8000', min: 0, max: 65535, help: 'TCP port (0 = any free port)' },
   { key: 'modelsDir', flag: 'models-dir', kind: 'string', default: 'models', help: 'serve every model directory under this directory (when no --model is given)' },
   { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
+  { key: 'servedModelNames', flag: 'served-model-name', kind: 'list', default: '', help: 'more names for a served model, listed by GET /v1/models and echoed in responses: NAME (when one model is served) or MODEL=NAME; repeat or separate with commas' },
   { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health and /metrics; repeat or separate with commas for several keys' },
   { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (the first of CUDA, WebGPU, CPU that starts), cuda or webgpu (fail if unavailable), cpu' },
   { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
@@ -290,6 +293,45 @@ export function resolveModelDirs(config: ServerConfig): Array<{ id: string; dir:
     seen.set(id, dir);
     return { id, dir };
   });
+}
+
+/** A served name: no whitespace or control characters, and neither of the flag's separators. */
+const SERVED_NAME = /^[^\s\x00-\x1f\x7f,=]{1,256}$/;
+
+/**
+ * --served-model-name as aliases per model id: `NAME` names the one model
+ * served, `MODEL=NAME` the model whose id is MODEL. Throws ConfigError for a
+ * bare name while several models are served, an unknown MODEL, a malformed
+ * name, or a name that is already another model's id or alias.
+ */
+export function resolveServedNames(config: ServerConfig, models: ReadonlyArray<{ id: string }>): Record<string, string[]> {
+  const ids = new Set(models.map((m) => m.id));
+  const out: Record<string, string[]> = {};
+  const owner = new Map<string, string>();
+  for (const entry of config.servedModelNames) {
+    const eq = entry.indexOf('=');
+    let id: string;
+    let name: string;
+    if (eq === -1) {
+      if (models.length !== 1) {
+        throw new ConfigError(`--served-model-name ${entry}: ${models.length} models are served (${[...ids].join(', ')}); say which one it names as MODEL=${entry}`);
+      }
+      id = models[0].id;
+      name = entry;
+    } else {
+      id = entry.slice(0, eq);
+      name = entry.slice(eq + 1);
+      if (!ids.has(id)) throw new ConfigError(`--served-model-name ${entry}: no served model has the id "${id}" (served: ${[...ids].join(', ')})`);
+    }
+    if (!SERVED_NAME.test(name)) throw new ConfigError(`--served-model-name ${JSON.stringify(entry)}: a name is 1 to 256 characters without spaces, control characters, "," or "="`);
+    if (ids.has(name) && name !== id) throw new ConfigError(`--served-model-name ${entry}: "${name}" is already the id of another served model`);
+    const other = owner.get(name);
+    if (other !== undefined && other !== id) throw new ConfigError(`--served-model-name: "${name}" names two models (${other} and ${id})`);
+    if (name === id || other === id) continue;
+    owner.set(name, id);
+    (out[id] ??= []).push(name);
+  }
+  return out;
 }
 
 /** The configuration as logged at start-up: API keys are replaced by their count. */

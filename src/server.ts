@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
-import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, type ServerConfig } from './config.ts';
+import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, resolveServedNames, type ServerConfig } from './config.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ModelRegistry } from './serving/registry.ts';
@@ -55,6 +55,7 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
         context_length: info.contextLength,
         load_ms: Math.round(performance.now() - started),
         constraint_vocabulary_ms: Math.round(vocabularyMs),
+        ...(registry.aliasesOf(id).length > 0 ? { aliases: registry.aliasesOf(id) } : {}),
       },
       `model ${id} runs on ${info.executionProvider} (${providerReason(config.device, info.executionProvider, info.providerReason)})`,
     );
@@ -65,7 +66,7 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const models = resolveModelDirs(config);
-  const registry = new ModelRegistry(models.map((m) => m.id));
+  const registry = new ModelRegistry(models.map((m) => m.id), resolveServedNames(config, models));
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
-    resolveModelDirs(config); // fail on a bad model list before anything starts
+    resolveServedNames(config, resolveModelDirs(config)); // fail on a bad model list or alias before anything starts
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`mmrec-server: invalid configuration: ${e.message}`);

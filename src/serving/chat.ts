@@ -32,6 +32,8 @@ export type ChatResult =
 
 interface Plan {
   model: ServedModel;
+  /** The model name the request asked for (an alias, or the id): responses report it, as vLLM does. */
+  name: string;
   id: string;
   created: number;
   promptTokens: number;
@@ -121,6 +123,7 @@ export class ChatServing {
     }));
     return {
       model,
+      name: req.model,
       id: randomId('chatcmpl-'),
       created: nowSeconds(),
       promptTokens: promptIds.length,
@@ -171,7 +174,7 @@ export class ChatServing {
         id: plan.id,
         object: 'chat.completion',
         created: plan.created,
-        model: plan.model.id,
+        model: plan.name,
         system_fingerprint: plan.model.fingerprint,
         choices: results.map((r, index) => ({
           index,
@@ -192,7 +195,7 @@ export class ChatServing {
   }
 
   private stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<ChatCompletionChunk | StreamError> {
-    const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
+    const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.name, system_fingerprint: plan.model.fingerprint };
     // With include_usage, OpenAI sends "usage": null on every chunk but the last.
     const usageNull = plan.includeUsage ? { usage: null } : {};
     const chunk = (c: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, choices: [c], ...usageNull });
