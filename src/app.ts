@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import { registerAuth } from './http/auth.ts';
+import { registerCors, type AllowedOrigins } from './http/cors.ts';
 import { registerJsonBody } from './http/body.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { clientErrorHandler, frameworkErrors, registerExpectationHandler } from './http/framework-errors.ts';
@@ -44,6 +45,8 @@ export interface AppOptions {
   admission?: Admission;
   /** Empty or absent: no authentication. */
   apiKeys?: readonly string[];
+  /** CORS (http/cors.ts); absent or false: no CORS headers. */
+  allowedOrigins?: AllowedOrigins;
   /** Bytes; larger bodies get 413. */
   maxBodySize?: number;
   /** Deepest nesting of a JSON body; deeper gets 400. */
@@ -104,6 +107,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = options.metrics ?? new ServerMetrics();
   metrics.bind({ models: options.registry, admission });
   registerRequestContext(app, options.shutdownSignal, options.inFlight, metrics);
+  // Before the hooks that may refuse a request, so that preflights pass and refusals stay readable by the browser.
+  await registerCors(app, options.allowedOrigins ?? false);
   app.addHook('onRequest', async (request) => {
     if (options.registry.state === 'shutting_down' && request.url.split('?')[0] !== '/health') {
       throw ApiError.unavailable('The server is shutting down.', 'server_shutting_down');

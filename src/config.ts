@@ -22,6 +22,8 @@ export interface ServerConfig {
   models: string[];
   /** Aliases: `NAME` (one model served) or `MODEL=NAME`; see resolveServedNames. */
   servedModelNames: string[];
+  /** CORS: `localhost`, `*`, `none` or exact origins (http/cors.ts). */
+  allowedOrigins: string[];
   /** Accepted bearer keys; empty = no authentication. */
   apiKeys: string[];
   device: Device;
@@ -121,6 +123,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
   { key: 'servedModelNames', flag: 'served-model-name', kind: 'list', default: '', help: 'more names for a served model, listed by GET /v1/models and echoed in responses: NAME (when one model is served) or MODEL=NAME; repeat or separate with commas' },
   { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health and /metrics; repeat or separate with commas for several keys' },
+  { key: 'allowedOrigins', flag: 'allowed-origins', kind: 'list', default: 'localhost', help: 'origins whose web pages may call the server from a browser (CORS): localhost (pages from this machine, any port), exact origins like https://chat.example.com, * (any), or none; repeat or separate with commas' },
   { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (the first of CUDA, WebGPU, CPU that starts), cuda or webgpu (fail if unavailable), cpu' },
   { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
   { key: 'interOpThreads', flag: 'inter-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads across operators (0 = onnxruntime default)' },

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
+import { parseAllowedOrigins } from './http/cors.ts';
 import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, resolveServedNames, type ServerConfig } from './config.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
@@ -97,6 +98,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     admission: new Admission(config.maxConcurrency, config.maxQueue),
     metrics,
     apiKeys: config.apiKeys,
+    allowedOrigins: parseAllowedOrigins(config.allowedOrigins),
     maxBodySize: config.maxBodySize,
     maxJsonDepth: config.maxJsonDepth,
     requestTimeout: config.requestTimeout,
@@ -159,6 +161,7 @@ async function main(): Promise<void> {
     }
     config = parsed.config;
     resolveServedNames(config, resolveModelDirs(config)); // fail on a bad model list or alias before anything starts
+    parseAllowedOrigins(config.allowedOrigins);
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`mmrec-server: invalid configuration: ${e.message}`);
