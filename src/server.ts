@@ -22,6 +22,7 @@ import { loadServedModel } from './serving/model-loading.ts';
 import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
 import { ServerMetrics } from './serving/metrics.ts';
+import { stopModelWorkers } from './engine/worker-model.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -151,6 +152,19 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
 /** Signals closer together than this are one delivery (see onSignal). */
 const DUPLICATE_SIGNAL_MS = 100;
 
+/** Set once the process is exiting at once (exitNow): a graceful shutdown finishing meanwhile exits with it too. */
+let exitingWith: number | undefined;
+
+/**
+ * Exits now with `code`, the model workers stopped first (each after the call
+ * it is running, at most a second in all): see stopModelWorkers for why.
+ */
+function exitNow(code: number): void {
+  exitingWith ??= code;
+  const cap = new Promise((r) => setTimeout(r, 1000).unref());
+  void Promise.race([stopModelWorkers(), cap]).finally(() => process.exit(exitingWith));
+}
+
 async function main(): Promise<void> {
   let config: ServerConfig;
   try {
@@ -181,7 +195,8 @@ async function main(): Promise<void> {
   server.ready.catch((e) => {
     log.fatal({ err: e }, 'model loading failed');
     console.error(`mmrec-server: cannot load models: ${(e as Error).message}`);
-    process.exit(1);
+    // Models loaded before the one that failed may be serving requests already.
+    exitNow(1);
   });
   let firstSignalAt: number | undefined;
   const onSignal = (signal: string) => {
@@ -190,12 +205,13 @@ async function main(): Promise<void> {
       // twice within milliseconds. Only a signal sent after DUPLICATE_SIGNAL_MS means "stop now".
       if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exitNow(1);
+      return;
     }
     firstSignalAt = performance.now();
     log.info({ signal }, 'signal received');
     server.shutdown().then(
-      () => process.exit(0),
+      () => process.exit(exitingWith ?? 0),
       (e) => {
         log.error({ err: e }, 'shutdown failed');
         process.exit(1);
