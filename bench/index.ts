@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,embeddings,metrics | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
@@ -15,11 +15,12 @@ import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 import { metricsSection } from './metrics.ts';
+import { embeddingsSection } from './embeddings.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,embeddings,metrics' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
@@ -27,7 +28,7 @@ const { values } = parseArgs({
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'embeddings', 'metrics'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -167,5 +168,6 @@ if (runs('engine')) await engineSection();
 if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
+if (runs('embeddings')) await embeddingsSection(modelDir);
 if (runs('metrics')) metricsSection();
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
