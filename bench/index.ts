@@ -1,6 +1,5 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,batches,fine-tuning | --only SECTION]
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,evals | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
@@ -22,11 +21,12 @@ import { FINE_TUNING_ARGS, fineTuningOptions, fineTuningSection } from './fine-t
 import { metricsSection } from './metrics.ts';
 import { BATCHES_DEFAULTS, batchesSection } from './batches.ts';
 import { evalsSection } from './evals.ts';
+import { embeddingsSection } from './embeddings.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,evals,batches,fine-tuning' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning' },
     'eval-items': { type: 'string', default: '200' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
@@ -37,7 +37,7 @@ const { values } = parseArgs({
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'evals', 'batches', 'fine-tuning'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'embeddings', 'metrics', 'evals', 'batches', 'fine-tuning'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -177,6 +177,7 @@ if (runs('engine')) await engineSection();
 if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
+if (runs('embeddings')) await embeddingsSection(modelDir);
 if (runs('metrics')) metricsSection();
 if (runs('batches')) await batchesSection(modelDir, { ...BATCHES_DEFAULTS, lines: Number(values['batch-lines']) });
 if (runs('fine-tuning')) await fineTuningSection(modelDir, fineTuningOptions(values));

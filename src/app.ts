@@ -8,12 +8,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import { registerAuth } from './http/auth.ts';
+import { registerCors, type AllowedOrigins } from './http/cors.ts';
 import { registerJsonBody } from './http/body.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { clientErrorHandler, frameworkErrors, registerExpectationHandler } from './http/framework-errors.ts';
 import { registerRequestContext, type InFlight } from './http/request-context.ts';
 import { chatRoutes } from './http/routes/chat.ts';
 import { completionRoutes } from './http/routes/completions.ts';
+import { embeddingRoutes } from './http/routes/embeddings.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
@@ -32,6 +34,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from './chat/json-depth.ts';
 import { Admission } from './serving/admission.ts';
 import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
+import { EmbeddingServing, type EmbeddingLimits } from './serving/embeddings.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
 import type { GrammarLimits } from './serving/constraints.ts';
@@ -41,11 +44,15 @@ import { TokenizeServing } from './serving/tokenize.ts';
 export interface AppOptions {
   registry: ModelRegistry;
   limits: Limits;
+  /** /v1/embeddings input limits; absent: DEFAULT_EMBEDDING_LIMITS. */
+  embeddingLimits?: EmbeddingLimits;
   /** Tools and structured outputs cost limits; absent: DEFAULT_GRAMMAR_LIMITS. */
   grammarLimits?: GrammarLimits;
   admission?: Admission;
   /** Empty or absent: no authentication. */
   apiKeys?: readonly string[];
+  /** CORS (http/cors.ts); absent or false: no CORS headers. */
+  allowedOrigins?: AllowedOrigins;
   /** Bytes; larger bodies get 413. */
   maxBodySize?: number;
   /** Deepest nesting of a JSON body; deeper gets 400. */
@@ -110,6 +117,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = options.metrics ?? new ServerMetrics();
   metrics.bind({ models: options.registry, admission });
   registerRequestContext(app, options.shutdownSignal, options.inFlight, metrics);
+  // Before the hooks that may refuse a request, so that preflights pass and refusals stay readable by the browser.
+  await registerCors(app, options.allowedOrigins ?? false);
   app.addHook('onRequest', async (request) => {
     if (options.registry.state === 'shutting_down' && request.url.split('?')[0] !== '/health') {
       throw ApiError.unavailable('The server is shutting down.', 'server_shutting_down');
@@ -139,6 +148,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(chatRoutes, { serving: chat });
   await app.register(completionRoutes, { serving: completions });
   if (options.evals) await app.register(evalRoutes, { service: options.evals });
+  await app.register(embeddingRoutes, { serving: new EmbeddingServing({ registry: options.registry, admission, limits: options.embeddingLimits }) });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

@@ -20,6 +20,10 @@ export interface ServerConfig {
   modelsDir: string;
   /** Explicit model directories (each served under its directory name). */
   models: string[];
+  /** Aliases: `NAME` (one model served) or `MODEL=NAME`; see resolveServedNames. */
+  servedModelNames: string[];
+  /** CORS: `localhost`, `*`, `none` or exact origins (http/cors.ts). */
+  allowedOrigins: string[];
   /** Accepted bearer keys; empty = no authentication. */
   apiKeys: string[];
   device: Device;
@@ -64,6 +68,10 @@ export interface ServerConfig {
   maxPatternStates: number;
   grammarCacheBytes: number;
   constraintBytes: number;
+  /** /v1/embeddings: inputs per request, tokens per input, tokens per request. */
+  maxEmbeddingInputs: number;
+  maxEmbeddingInputTokens: number;
+  maxEmbeddingTokens: number;
   logLevel: LogLevel;
   /** Everything the server keeps: files, jobs, fine-tuned models, the metadata database. */
   dataDir: string;
@@ -133,7 +141,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', kind: 'int', default: '8000', min: 0, max: 65535, help: 'TCP port (0 = any free port)' },
   { key: 'modelsDir', flag: 'models-dir', kind: 'string', default: 'models', help: 'serve every model directory under this directory (when no --model is given)' },
   { key: 'models', flag: 'model', kind: 'list', default: '', help: 'a model directory to serve; repeat the flag or separate with commas; its id is the directory name' },
+  { key: 'servedModelNames', flag: 'served-model-name', kind: 'list', default: '', help: 'more names for a served model, listed by GET /v1/models and echoed in responses: NAME (when one model is served) or MODEL=NAME; repeat or separate with commas' },
   { key: 'apiKeys', flag: 'api-key', kind: 'list', default: '', secret: true, help: 'require "Authorization: Bearer <key>" on every route but /health and /metrics; repeat or separate with commas for several keys' },
+  { key: 'allowedOrigins', flag: 'allowed-origins', kind: 'list', default: 'localhost', help: 'origins whose web pages may call the server from a browser (CORS): localhost (pages from this machine, any port), exact origins like https://chat.example.com, * (any), or none; repeat or separate with commas' },
   { key: 'device', flag: 'device', kind: 'enum', values: DEVICES, default: 'auto', help: 'execution provider: auto (the first of CUDA, WebGPU, CPU that starts), cuda or webgpu (fail if unavailable), cpu' },
   { key: 'intraOpThreads', flag: 'intra-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads inside one operator (0 = onnxruntime default)' },
   { key: 'interOpThreads', flag: 'inter-op-threads', kind: 'int', default: '0', min: 0, max: 1024, help: 'onnxruntime threads across operators (0 = onnxruntime default)' },
@@ -159,6 +169,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxPatternStates', flag: 'max-pattern-states', kind: 'int', default: '8192', min: 64, max: 1 << 20, help: 'states of one string pattern/format/length or number automaton; larger: 400 when strict, the schema loosened otherwise' },
   { key: 'grammarCacheBytes', flag: 'grammar-cache-bytes', kind: 'int', default: String(256 * 2 ** 20), min: 0, max: 2 ** 40, help: 'estimated bytes of compiled tool/response_format constraints (grammar, masks) kept for later requests of the same shape, least recently used out' },
   { key: 'constraintBytes', flag: 'constraint-bytes', kind: 'int', default: String(32 * 2 ** 20), min: 1 << 20, max: 2 ** 36, help: 'estimated bytes of masks and automaton frames one constraint keeps; when full it starts over' },
+  { key: 'maxEmbeddingInputs', flag: 'max-embedding-inputs', kind: 'int', default: '2048', min: 1, max: 1 << 20, help: 'inputs one /v1/embeddings request may hold (OpenAI: 2048); more: 400' },
+  { key: 'maxEmbeddingInputTokens', flag: 'max-embedding-input-tokens', kind: 'int', default: '8192', min: 1, max: 1 << 24, help: 'tokens of one embedding input (OpenAI: 8192); longer: 400' },
+  { key: 'maxEmbeddingTokens', flag: 'max-embedding-tokens', kind: 'int', default: '300000', min: 1, max: 1 << 30, help: 'tokens of all inputs of one /v1/embeddings request together (OpenAI: 300,000); more: 400' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'pino log level' },
   { key: 'dataDir', flag: 'data-dir', kind: 'string', default: 'data', help: 'directory for everything the server keeps (files, fine-tuning jobs, fine-tuned models, its database); created at start' },
   { key: 'maxFileBytes', flag: 'max-file-bytes', kind: 'int', default: String(512 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest file upload in bytes (larger: 413, checked while the file streams in)' },
@@ -313,6 +326,45 @@ export function resolveModelDirs(config: ServerConfig): Array<{ id: string; dir:
     seen.set(id, dir);
     return { id, dir };
   });
+}
+
+/** A served name: no whitespace or control characters, and neither of the flag's separators. */
+const SERVED_NAME = /^[^\s\x00-\x1f\x7f,=]{1,256}$/;
+
+/**
+ * --served-model-name as aliases per model id: `NAME` names the one model
+ * served, `MODEL=NAME` the model whose id is MODEL. Throws ConfigError for a
+ * bare name while several models are served, an unknown MODEL, a malformed
+ * name, or a name that is already another model's id or alias.
+ */
+export function resolveServedNames(config: ServerConfig, models: ReadonlyArray<{ id: string }>): Record<string, string[]> {
+  const ids = new Set(models.map((m) => m.id));
+  const out: Record<string, string[]> = {};
+  const owner = new Map<string, string>();
+  for (const entry of config.servedModelNames) {
+    const eq = entry.indexOf('=');
+    let id: string;
+    let name: string;
+    if (eq === -1) {
+      if (models.length !== 1) {
+        throw new ConfigError(`--served-model-name ${entry}: ${models.length} models are served (${[...ids].join(', ')}); say which one it names as MODEL=${entry}`);
+      }
+      id = models[0].id;
+      name = entry;
+    } else {
+      id = entry.slice(0, eq);
+      name = entry.slice(eq + 1);
+      if (!ids.has(id)) throw new ConfigError(`--served-model-name ${entry}: no served model has the id "${id}" (served: ${[...ids].join(', ')})`);
+    }
+    if (!SERVED_NAME.test(name)) throw new ConfigError(`--served-model-name ${JSON.stringify(entry)}: a name is 1 to 256 characters without spaces, control characters, "," or "="`);
+    if (ids.has(name) && name !== id) throw new ConfigError(`--served-model-name ${entry}: "${name}" is already the id of another served model`);
+    const other = owner.get(name);
+    if (other !== undefined && other !== id) throw new ConfigError(`--served-model-name: "${name}" names two models (${other} and ${id})`);
+    if (name === id || other === id) continue;
+    owner.set(name, id);
+    (out[id] ??= []).push(name);
+  }
+  return out;
 }
 
 /** The configuration as logged at start-up: API keys are replaced by their count. */

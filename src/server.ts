@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
-import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, type ServerConfig } from './config.ts';
+import { parseAllowedOrigins } from './http/cors.ts';
+import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, resolveServedNames, type ServerConfig } from './config.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ModelRegistry } from './serving/registry.ts';
@@ -21,6 +22,7 @@ import { loadServedModel } from './serving/model-loading.ts';
 import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
 import { ServerMetrics } from './serving/metrics.ts';
+import { stopModelWorkers } from './engine/worker-model.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -31,8 +33,8 @@ export interface RunningServer {
   ready: Promise<void>;
   /** Graceful stop: refuse new work, wait up to the shutdown deadline, abort the rest, close the engines. */
   shutdown(): Promise<void>;
-  /** Before an immediate exit: trainers killed, and every engine's model call in progress returned (at most `timeoutMs`). */
-  halt(timeoutMs: number): Promise<void>;
+  /** Before an immediate exit: the fine-tuning trainers killed (their jobs resume from the last checkpoint at the next start). */
+  killTrainers(): void;
 }
 
 /** Why a model runs where it does, for the start-up log. */
@@ -57,6 +59,7 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
         context_length: info.contextLength,
         load_ms: Math.round(performance.now() - started),
         constraint_vocabulary_ms: Math.round(vocabularyMs),
+        ...(registry.aliasesOf(id).length > 0 ? { aliases: registry.aliasesOf(id) } : {}),
       },
       `model ${id} runs on ${info.executionProvider} (${providerReason(config.device, info.executionProvider, info.providerReason)})`,
     );
@@ -67,7 +70,7 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const models = resolveModelDirs(config);
-  const registry = new ModelRegistry(models.map((m) => m.id));
+  const registry = new ModelRegistry(models.map((m) => m.id), resolveServedNames(config, models));
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
@@ -87,6 +90,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       maxRequestLogprobs: config.maxRequestLogprobs,
       maxJsonDepth: config.maxJsonDepth,
     },
+    embeddingLimits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens },
     grammarLimits: {
       maxTools: config.maxTools,
       maxSchemaDepth: config.maxSchemaDepth,
@@ -99,6 +103,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     admission: new Admission(config.maxConcurrency, config.maxQueue),
     metrics,
     apiKeys: config.apiKeys,
+    allowedOrigins: parseAllowedOrigins(config.allowedOrigins),
     maxBodySize: config.maxBodySize,
     maxJsonDepth: config.maxJsonDepth,
     requestTimeout: config.requestTimeout,
@@ -152,19 +157,24 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       log.info('stopped');
     })());
 
-  const halt = async (timeoutMs: number) => {
-    stored.worker.killTrainers();
-    const halted = Promise.allSettled(registry.list().map((m) => m.engine.halt?.()));
-    await Promise.race([halted, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-  };
-
-  return { app, registry, url, ready, shutdown, halt };
+  return { app, registry, url, ready, shutdown, killTrainers: () => stored.worker.killTrainers() };
 }
 
 /** Signals closer together than this are one delivery (see onSignal). */
 const DUPLICATE_SIGNAL_MS = 100;
-/** The longest a second signal waits for the model calls in progress before the process exits anyway. */
-const HALT_TIMEOUT_MS = 2000;
+
+/** Set once the process is exiting at once (exitNow): a graceful shutdown finishing meanwhile exits with it too. */
+let exitingWith: number | undefined;
+
+/**
+ * Exits now with `code`, the model workers stopped first (each after the call
+ * it is running, at most a second in all): see stopModelWorkers for why.
+ */
+function exitNow(code: number): void {
+  exitingWith ??= code;
+  const cap = new Promise((r) => setTimeout(r, 1000).unref());
+  void Promise.race([stopModelWorkers(), cap]).finally(() => process.exit(exitingWith));
+}
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -175,7 +185,8 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
-    resolveModelDirs(config); // fail on a bad model list before anything starts
+    resolveServedNames(config, resolveModelDirs(config)); // fail on a bad model list or alias before anything starts
+    parseAllowedOrigins(config.allowedOrigins);
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`mmrec-server: invalid configuration: ${e.message}`);
@@ -195,7 +206,8 @@ async function main(): Promise<void> {
   server.ready.catch((e) => {
     log.fatal({ err: e }, 'model loading failed');
     console.error(`mmrec-server: cannot load models: ${(e as Error).message}`);
-    process.exit(1);
+    // Models loaded before the one that failed may be serving requests already.
+    exitNow(1);
   });
   let firstSignalAt: number | undefined;
   const onSignal = (signal: string) => {
@@ -204,14 +216,14 @@ async function main(): Promise<void> {
       // twice within milliseconds. Only a signal sent after DUPLICATE_SIGNAL_MS means "stop now".
       if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       log.warn({ signal }, 'second signal: exiting now');
-      // Exiting while onnxruntime runs a call aborts the process: the call in progress (milliseconds) ends first.
-      void server.halt(HALT_TIMEOUT_MS).finally(() => process.exit(1));
+      server.killTrainers();
+      exitNow(1);
       return;
     }
     firstSignalAt = performance.now();
     log.info({ signal }, 'signal received');
     server.shutdown().then(
-      () => process.exit(0),
+      () => process.exit(exitingWith ?? 0),
       (e) => {
         log.error({ err: e }, 'shutdown failed');
         process.exit(1);

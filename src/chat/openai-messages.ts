@@ -6,7 +6,7 @@
 import { DEFAULT_MAX_JSON_DEPTH, jsonDepthExceeds } from './json-depth.ts';
 import { TemplateError, type ChatMessage, type ToolSpec } from './template.ts';
 
-const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -39,23 +39,30 @@ export function toChatMessages(raw: unknown, maxJsonDepth = DEFAULT_MAX_JSON_DEP
     if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
       throw new TemplateError(`${p}.role must be one of system, developer, user, assistant, tool (got ${JSON.stringify(m.role)})`, `${p}.role`);
     }
-    const role = m.role as ChatMessage['role'];
+    // OpenAI's deprecated function calling: a `function` message is a tool result, an assistant's `function_call` its one call.
+    const role = (m.role === 'function' ? 'tool' : m.role) as ChatMessage['role'];
     const content = contentText(m.content, `${p}.content`);
     const msg: ChatMessage = { role, content };
-    if (role === 'assistant' && m.tool_calls !== undefined && m.tool_calls !== null) {
-      if (!Array.isArray(m.tool_calls)) throw new TemplateError(`${p}.tool_calls must be an array`, `${p}.tool_calls`);
-      msg.tool_calls = m.tool_calls.map((c, j) => {
-        const cp = `${p}.tool_calls[${j}]`;
+    const legacyCall = role === 'assistant' && m.function_call !== undefined && m.function_call !== null;
+    if (legacyCall && m.tool_calls !== undefined && m.tool_calls !== null) {
+      throw new TemplateError(`${p} has both tool_calls and the deprecated function_call: give one`, `${p}.function_call`);
+    }
+    if (role === 'assistant' && ((m.tool_calls !== undefined && m.tool_calls !== null) || legacyCall)) {
+      if (!legacyCall && !Array.isArray(m.tool_calls)) throw new TemplateError(`${p}.tool_calls must be an array`, `${p}.tool_calls`);
+      const calls = legacyCall ? [{ type: 'function', function: m.function_call }] : (m.tool_calls as unknown[]);
+      msg.tool_calls = calls.map((c, j) => {
+        const cp = legacyCall ? `${p}.function_call` : `${p}.tool_calls[${j}]`;
         if (isObject(c) && c.type !== undefined && c.type !== 'function') {
           throw new TemplateError(`${cp}.type ${JSON.stringify(c.type)} is not supported: only "function" tool calls are`, `${cp}.type`);
         }
         if (!isObject(c) || !isObject(c.function) || typeof c.function.name !== 'string') {
-          throw new TemplateError(`${cp} must be {type:"function", function:{name, arguments}}`, cp);
+          throw new TemplateError(legacyCall ? `${cp} must be {name, arguments}` : `${cp} must be {type:"function", function:{name, arguments}}`, cp);
         }
         const args = c.function.arguments;
-        if (args !== undefined && typeof args !== 'string') throw new TemplateError(`${cp}.function.arguments must be a JSON string`, `${cp}.function.arguments`);
+        const ap = legacyCall ? `${cp}.arguments` : `${cp}.function.arguments`;
+        if (args !== undefined && typeof args !== 'string') throw new TemplateError(`${ap} must be a JSON string`, ap);
         if (args !== undefined && jsonDepthExceeds(args, maxJsonDepth)) {
-          throw new TemplateError(`${cp}.function.arguments is JSON nested more than ${maxJsonDepth} levels deep (--max-json-depth)`, `${cp}.function.arguments`);
+          throw new TemplateError(`${ap} is JSON nested more than ${maxJsonDepth} levels deep (--max-json-depth)`, ap);
         }
         return { name: c.function.name, arguments: args ?? '{}', id: typeof c.id === 'string' ? c.id : undefined };
       });
@@ -96,6 +103,13 @@ export function toToolSpecs(raw: unknown, param = 'tools'): Array<ToolSpec & { s
   if (!Array.isArray(raw)) throw new TemplateError(`${param} must be an array`, param);
   return raw.map((t, i) => {
     const tp = `${param}[${i}]`;
+    if (isObject(t) && t.type === 'custom') {
+      throw new TemplateError(
+        `${tp} is a custom tool (type "custom", free-form text input): this server supports function tools only (type "function", JSON arguments valid against their parameters)`,
+        `${tp}.type`,
+        'unsupported_value',
+      );
+    }
     if (!isObject(t) || t.type !== 'function' || !isObject(t.function) || typeof t.function.name !== 'string' || t.function.name === '') {
       throw new TemplateError(`${tp} must be {type:"function", function:{name, description?, parameters?}}`, tp);
     }

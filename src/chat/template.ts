@@ -67,7 +67,12 @@ export interface RenderedChat {
 }
 
 export class TemplateError extends Error {
-  constructor(message: string, readonly param: string) {
+  constructor(
+    message: string,
+    readonly param: string,
+    /** OpenAI's error code, where one fits (unsupported_value). */
+    readonly code: string | null = null,
+  ) {
     super(message);
   }
 }

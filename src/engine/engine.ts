@@ -28,12 +28,12 @@
  * prefills only its new messages.
  */
 import { statSync } from 'node:fs';
-import type { ConstraintMatcher, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
+import type { ConstraintMatcher, EmbedRequest, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
 import { DEFAULT_SCORING, scoreSequences } from './scoring.ts';
+import { DEFAULT_EMBEDDING_ROWS, embedSequences, embeddingBlocks } from './embedding.ts';
 import { readModelDir, type ModelConfig } from './model-dir.ts';
 import { ModelLoadError, OnnxModel, type ExecutionProviderChoice, type ModelRunner } from './onnx-model.ts';
 import { WorkerModel } from './worker-model.ts';
-import { HaltingRunner } from './halting-runner.ts';
 import { emptyState, stackStates, stateRow, type RecurrentState, type StateSpec } from './state.ts';
 import { StateCache } from './state-cache.ts';
 import { TokenChannel } from './token-channel.ts';
@@ -198,17 +198,14 @@ export class MMRecEngine implements Engine {
   /** The scheduler loop, while it runs. */
   private loop?: Promise<void>;
 
-  private readonly model: HaltingRunner;
-
   constructor(
     readonly info: ModelInfo,
     readonly config: ModelConfig,
-    model: ModelRunner,
+    private readonly model: ModelRunner,
     private readonly options: EngineOptions = {},
     /** Guards a saved state cache against being loaded for another model (loadEngine sets it). */
     modelKey = `${info.id}|${JSON.stringify(model.signature)}`,
   ) {
-    this.model = new HaltingRunner(model);
     this.candidates = new CandidateSet(info.vocabSize);
     this.prefillChunk = options.prefillChunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isSafeInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunkSize must be a positive integer, got ${this.prefillChunk}`);
@@ -283,6 +280,28 @@ export class MMRecEngine implements Engine {
     return run;
   }
 
+  /**
+   * Last-state embeddings (embedding.ts), batched in calls of at most one
+   * prefill chunk's tokens; like score(), its calls queue behind the
+   * scheduler's at the model worker, so live streams wait at most one call.
+   */
+  embed(requests: readonly EmbedRequest[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (this.closing) return Promise.reject(new EngineClosedError());
+    for (const r of requests) {
+      if (r.ids.length === 0) throw new RangeError('an embedded sequence needs at least one token');
+      const bad = r.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
+      if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
+    }
+    const run = embedSequences(this.model, requests, { rows: DEFAULT_EMBEDDING_ROWS, tokensPerCall: this.prefillChunk, signal });
+    const tracked = run.then(
+      () => undefined as unknown as GenerationResult,
+      () => undefined as unknown as GenerationResult,
+    );
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+    return run;
+  }
+
   generate(request: GenerateRequest): Generation {
     if (this.closing) throw new EngineClosedError();
     this.validate(request);
@@ -341,15 +360,6 @@ export class MMRecEngine implements Engine {
     });
     this.wake();
     return { tokens, result };
-  }
-
-  /**
-   * For an exit that cannot wait (a second signal): no model call starts
-   * from now on, and this resolves once the call in progress has returned.
-   * Generations are left as they are: the process is about to end.
-   */
-  halt(): Promise<void> {
-    return this.model.halt();
   }
 
   close(): Promise<void> {
@@ -765,6 +775,7 @@ export async function loadEngine(modelDir: string, options: EngineOptions = {}):
     executionProvider: model.executionProvider,
     providerReason: model.providerNote,
     createdAt: dir.createdAt,
+    stateSizes: embeddingBlocks(model.signature.states),
   };
   // A saved state cache is only valid for the very same graph file.
   const st = statSync(dir.onnxPath);

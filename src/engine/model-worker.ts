@@ -18,20 +18,28 @@ function errorReply(id: number, e: unknown): WorkerReply {
 
 try {
   const model = await OnnxModel.load(onnxPath, settings);
-  port.on('message', async (request: WorkerRequest) => {
+  let disposed = false;
+  const handle = async (request: WorkerRequest) => {
     if (request.kind === 'dispose') {
+      disposed = true;
       await model.dispose();
       port.postMessage({ kind: 'disposed', id: request.id } satisfies WorkerReply);
       port.close();
       return;
     }
     try {
+      if (disposed) throw new Error('the model is disposed');
       const result = await model.forward(request.inputIds, request.state, request.logits);
       // Logits and states are handed over, not copied: this thread is done with them.
       port.postMessage({ kind: 'forward', id: request.id, result } satisfies WorkerReply, transferablesOf(result));
     } catch (e) {
       port.postMessage(errorReply(request.id, e));
     }
+  };
+  // One request at a time, in order: the session is released only after the calls posted before the dispose have run.
+  let queue = Promise.resolve();
+  port.on('message', (request: WorkerRequest) => {
+    queue = queue.then(() => handle(request));
   });
   port.postMessage({
     kind: 'loaded',

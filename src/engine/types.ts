@@ -94,6 +94,12 @@ export interface ScoreResult {
   correct: number;
 }
 
+/** One sequence to embed: the model reads `ids` (from `initialState`, else zeros) and its final state is pooled (embedding.ts). */
+export interface EmbedRequest {
+  ids: readonly number[];
+  initialState?: InitialState;
+}
+
 /** A rule over the tokens a generation may produce; shared by generations, stateless itself. */
 export interface TokenConstraint {
   /** A matcher at the start of the constrained output, for one generation. */
@@ -167,6 +173,8 @@ export interface ModelInfo {
   /** Why that provider, for the start-up log (e.g. "cuda: … unavailable …; webgpu: …; using cpu"). */
   providerReason?: string;
   createdAt: number;
+  /** Elements per sequence of each recurrent state tensor, in the graph's order (an embedding is their concatenation). */
+  stateSizes?: number[];
 }
 
 /** A snapshot of the engine's scheduler and state cache, for metrics. */
@@ -185,10 +193,10 @@ export interface Engine {
   generate(request: GenerateRequest): Generation;
   /** Teacher-forced scores of many sequences, batched (engines without it cannot compute perplexity). */
   score?(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<ScoreResult[]>;
+  /** Last-state embeddings of many sequences, batched (embedding.ts); engines without it serve no embeddings. */
+  embed?(requests: readonly EmbedRequest[], signal?: AbortSignal): Promise<Float32Array[]>;
   /** Scheduler and cache numbers (engines that have none leave it out). */
   stats?(): EngineStats;
   /** Stop accepting work; resolves once in-flight generations are done or aborted. */
   close(): Promise<void>;
-  /** Start no model call any more; resolves once the one in progress has returned (an immediate exit). */
-  halt?(): Promise<void>;
 }

@@ -24,6 +24,20 @@ function startWorker(init: WorkerInit): Worker {
   return new Worker(bootstrap, { eval: true, workerData: init });
 }
 
+/** The workers alive now, for stopModelWorkers. */
+const live = new Set<WorkerModel>();
+
+/**
+ * Disposes every model worker, each once the calls already posted to it have
+ * returned. `process.exit` while a worker is inside onnxruntime's run tears
+ * its environment down mid-call, and onnxruntime-node's addon then aborts the
+ * whole process (SIGABRT) instead of letting it exit with its code: a process
+ * that must exit now stops its workers this way first.
+ */
+export async function stopModelWorkers(): Promise<void> {
+  await Promise.allSettled([...live].map((m) => m.dispose()));
+}
+
 interface Pending {
   resolve(reply: WorkerReply): void;
   reject(error: Error): void;
@@ -41,6 +55,7 @@ export class WorkerModel implements ModelRunner {
     readonly providerNote: string,
     readonly signature: ModelSignature,
   ) {
+    live.add(this);
     worker.on('message', (reply: WorkerReply) => this.settle(reply));
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`the model worker exited (code ${code})`)));
@@ -98,8 +113,16 @@ export class WorkerModel implements ModelRunner {
   }
 
   async dispose(): Promise<void> {
-    if (!this.broken) await this.request({ kind: 'dispose', id: this.nextId++ });
-    this.broken = new Error('the model is disposed');
-    await this.worker.terminate();
+    live.delete(this);
+    try {
+      if (!this.broken) {
+        const disposed = this.request({ kind: 'dispose', id: this.nextId++ });
+        // Calls made from here on fail at once instead of reaching a worker that is releasing its session.
+        this.broken = new Error('the model is disposed');
+        await disposed;
+      }
+    } finally {
+      await this.worker.terminate();
+    }
   }
 }

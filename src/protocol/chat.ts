@@ -28,13 +28,15 @@ export type ToolCall = Static<typeof ToolCall>;
 
 export const ChatMessageParam = Type.Object(
   {
-    role: Type.Union([Type.Literal('system'), Type.Literal('developer'), Type.Literal('user'), Type.Literal('assistant'), Type.Literal('tool')], {
-      description: 'developer is treated as system',
-    }),
+    role: Type.Union(
+      [Type.Literal('system'), Type.Literal('developer'), Type.Literal('user'), Type.Literal('assistant'), Type.Literal('tool'), Type.Literal('function')],
+      { description: 'developer is treated as system; function (deprecated, with name) as tool' },
+    ),
     content: Opt(Type.Union([Type.String(), Type.Array(ContentPart)])),
     name: Opt(Type.String()),
     tool_calls: Opt(Type.Array(Type.Object({ id: Type.Optional(Type.String()), type: Type.Optional(Type.String()), function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }) }))),
     tool_call_id: Opt(Type.String()),
+    function_call: Opt(Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }, { description: 'deprecated: an assistant message\'s one call, as tool_calls' })),
   },
   { title: 'ChatCompletionRequestMessage' },
 );
@@ -55,6 +57,26 @@ export const FunctionTool = Type.Object(
     }),
   },
   { title: 'ChatCompletionTool' },
+);
+
+/**
+ * A tool of another type than function: accepted by the schema only so that
+ * the request is refused with a message that says what is not supported,
+ * rather than with a schema error about a missing `function`.
+ */
+export const UnsupportedTool = Type.Object(
+  { type: Type.Literal('custom'), custom: Type.Optional(Type.Object({ name: Type.Optional(Type.String()) })) },
+  { title: 'CustomTool', description: 'refused with a 400: only function tools are supported' },
+);
+
+/** OpenAI's deprecated `functions`: the function objects of tools. */
+export const FunctionDefinition = Type.Object(
+  {
+    name: Type.String(NAME),
+    description: Type.Optional(Type.String()),
+    parameters: Type.Optional(Type.Object({}, { description: 'JSON Schema of the arguments object' })),
+  },
+  { title: 'ChatCompletionFunctions' },
 );
 
 export const ResponseFormat = Type.Object(
@@ -81,7 +103,9 @@ export const ChatCompletionRequest = Type.Object(
     max_completion_tokens: Opt(Type.Integer({ minimum: 1 })),
     logprobs: Opt(Type.Boolean()),
     top_logprobs: Opt(Type.Integer({ minimum: 0, maximum: 20 })),
-    tools: Opt(Type.Array(FunctionTool, { description: 'rendered into the prompt; calls are constrained to these names and parameter schemas' })),
+    tools: Opt(
+      Type.Array(Type.Union([FunctionTool, UnsupportedTool]), { description: 'rendered into the prompt; calls are constrained to these names and parameter schemas' }),
+    ),
     tool_choice: Opt(
       Type.Union([
         Type.Literal('none'),
@@ -92,6 +116,14 @@ export const ChatCompletionRequest = Type.Object(
     ),
     parallel_tool_calls: Opt(Type.Boolean({ description: 'default true: the model may make several calls in one reply' })),
     response_format: Opt(ResponseFormat),
+    functions: Opt(
+      Type.Array(FunctionDefinition, {
+        description: 'deprecated (use tools): mapped onto tools as OpenAI does; the reply then carries message.function_call and finish_reason function_call',
+      }),
+    ),
+    function_call: Opt(
+      Type.Union([Type.Literal('none'), Type.Literal('auto'), Type.Object({ name: Type.String() })], { description: 'deprecated (use tool_choice): with functions; default auto' }),
+    ),
   },
   { title: 'CreateChatCompletionRequest' },
 );
@@ -126,6 +158,7 @@ export const ChatCompletionResponseMessage = Type.Object(
     content: Type.Union([Type.String(), Type.Null()]),
     refusal: Type.Union([Type.String(), Type.Null()]),
     tool_calls: Type.Optional(Type.Array(ToolCall)),
+    function_call: Type.Optional(Type.Object({ name: Type.String(), arguments: Type.String() }, { description: 'deprecated: the call, when the request used functions' })),
   },
   { title: 'ChatCompletionResponseMessage' },
 );
@@ -165,6 +198,7 @@ export const ChatCompletionChunk = Type.Object(
           role: Type.Optional(Type.Literal('assistant')),
           content: Type.Optional(Type.Union([Type.String(), Type.Null()])),
           tool_calls: Type.Optional(Type.Array(ToolCallChunk)),
+          function_call: Type.Optional(Type.Object({ name: Type.Optional(Type.String()), arguments: Type.Optional(Type.String()) })),
         }),
         logprobs: Type.Optional(Type.Union([ChoiceLogprobs, Type.Null()])),
         finish_reason: Type.Union([FinishReason, Type.Null()]),

@@ -67,7 +67,9 @@ export const CompletionUsage = Type.Object(
 );
 export type CompletionUsage = Static<typeof CompletionUsage>;
 
-export const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length'), Type.Literal('tool_calls')]);
+export const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length'), Type.Literal('tool_calls'), Type.Literal('function_call')], {
+  description: 'function_call (deprecated) when the request used functions',
+});
 export type FinishReason = Static<typeof FinishReason>;
 
 /** The fields every completion object and streamed chunk starts with; `object` names its kind. */

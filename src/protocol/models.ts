@@ -8,6 +8,7 @@ export const Model = Type.Object(
     created: Type.Integer(),
     owned_by: Type.String(),
     max_model_len: Type.Integer({ description: 'extension (as vLLM): the context limit, prompt plus generated tokens' }),
+    root: Type.Optional(Type.String({ description: 'extension (as vLLM): the id of the model this name serves (the model itself, or the one an alias names)' })),
   },
   { title: 'Model' },
 );

@@ -10,6 +10,7 @@ import { ApiError } from '../protocol/errors.ts';
 import { admitAndRun, type Admission, type RunOptions } from './admission.ts';
 import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits, type LoosenedLog } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
+import { asFunctionsError, legacyDelta, legacyFinishReason, legacyMessage, toolsFromFunctions } from './legacy-functions.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { checkStreamOptions, logitBiasMap, resolveMaxTokens, resolveN, samplingParams, stopStrings, stopTokenIds, type Limits } from './params.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
@@ -32,6 +33,10 @@ export type ChatResult =
 
 interface Plan {
   model: ServedModel;
+  /** The model name the request asked for (an alias, or the id): responses report it, as vLLM does. */
+  name: string;
+  /** The request used the deprecated functions: the reply speaks their shape (legacy-functions.ts). */
+  legacy: boolean;
   id: string;
   created: number;
   promptTokens: number;
@@ -52,8 +57,12 @@ export class ChatServing {
    * anything wrong with the request; those are thrown before a stream starts,
    * so they still get their HTTP status.
    */
-  async create(req: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<ChatResult> {
-    const plan = await this.plan(req, stats, opts.priority);
+  async create(original: ChatCompletionRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<ChatResult> {
+    const { request: req, legacy } = toolsFromFunctions(original);
+    const plan = await this.plan(req, stats, opts.priority).catch((e) => {
+      throw legacy ? asFunctionsError(e) : e;
+    });
+    plan.legacy = legacy;
     return admitAndRun(opts.admission === false ? undefined : this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
@@ -121,6 +130,8 @@ export class ChatServing {
     }));
     return {
       model,
+      name: req.model,
+      legacy: false,
       id: randomId('chatcmpl-'),
       created: nowSeconds(),
       promptTokens: promptIds.length,
@@ -128,6 +139,10 @@ export class ChatServing {
       logprobs,
       includeUsage: req.stream_options?.include_usage === true,
     };
+  }
+
+  private finishReason(plan: Plan, reason: FinishReason): FinishReason {
+    return plan.legacy ? legacyFinishReason(reason) : reason;
   }
 
   private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
@@ -171,18 +186,20 @@ export class ChatServing {
         id: plan.id,
         object: 'chat.completion',
         created: plan.created,
-        model: plan.model.id,
+        model: plan.name,
         system_fingerprint: plan.model.fingerprint,
         choices: results.map((r, index) => ({
           index,
-          message: {
-            role: 'assistant' as const,
-            content: r.calls.length > 0 && r.text === '' ? null : r.text,
-            refusal: null,
-            ...(r.calls.length > 0 ? { tool_calls: r.calls } : {}),
-          },
+          message: plan.legacy
+            ? legacyMessage(r.text, r.calls)
+            : {
+                role: 'assistant' as const,
+                content: r.calls.length > 0 && r.text === '' ? null : r.text,
+                refusal: null,
+                ...(r.calls.length > 0 ? { tool_calls: r.calls } : {}),
+              },
           logprobs: plan.logprobs ? { content: chatLogprobs(plan.model.tokenizer, r.deltas.flatMap((d) => d.tokens)), refusal: null } : null,
-          finish_reason: r.outcome.finishReason as FinishReason,
+          finish_reason: this.finishReason(plan, r.outcome.finishReason as FinishReason),
         })),
         usage: this.usage(plan, outcomes),
       };
@@ -192,7 +209,7 @@ export class ChatServing {
   }
 
   private stream(plan: Plan, signal: AbortSignal, stats: RequestStats, release: () => void): AsyncGenerator<ChatCompletionChunk | StreamError> {
-    const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
+    const base = { id: plan.id, object: 'chat.completion.chunk' as const, created: plan.created, model: plan.name, system_fingerprint: plan.model.fingerprint };
     // With include_usage, OpenAI sends "usage": null on every chunk but the last.
     const usageNull = plan.includeUsage ? { usage: null } : {};
     const chunk = (c: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, choices: [c], ...usageNull });
@@ -208,12 +225,12 @@ export class ChatServing {
           const step = await gen.next();
           if (step.done) {
             const o = step.value;
-            if (o.finishReason !== 'abort') push(chunk({ index, delta: {}, logprobs: null, finish_reason: o.finishReason }));
+            if (o.finishReason !== 'abort') push(chunk({ index, delta: {}, logprobs: null, finish_reason: this.finishReason(plan, o.finishReason) }));
             return o;
           }
           const d = step.value;
           if (d.text || d.tokens.length > 0) push(chunk({ index, delta: { content: d.text }, logprobs: logprobs(d), finish_reason: null }));
-          if (d.toolCalls) push(chunk({ index, delta: { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
+          if (d.toolCalls) push(chunk({ index, delta: plan.legacy ? legacyDelta(d.toolCalls) : { tool_calls: d.toolCalls.map(toolCallChunk) }, logprobs: null, finish_reason: null }));
         }
       }),
       usage: (outcomes) => this.usage(plan, outcomes),

@@ -27,6 +27,8 @@ interface PlannedChoice extends ChoiceRequest {
 
 interface Plan {
   model: ServedModel;
+  /** The model name the request asked for (an alias, or the id): responses report it, as vLLM does. */
+  name: string;
   id: string;
   created: number;
   promptTokens: number;
@@ -112,7 +114,7 @@ export class CompletionServing {
     });
     const promptTokens = prompts.reduce((s, p) => s + p.length, 0);
     stats.promptTokens = promptTokens;
-    return { model, id: randomId('cmpl-'), created: nowSeconds(), promptTokens, choices, logprobs, includeUsage: req.stream_options?.include_usage === true };
+    return { model, name: req.model, id: randomId('cmpl-'), created: nowSeconds(), promptTokens, choices, logprobs, includeUsage: req.stream_options?.include_usage === true };
   }
 
   private usage(plan: Plan, outcomes: ChoiceOutcome[]): CompletionUsage {
@@ -130,7 +132,7 @@ export class CompletionServing {
   }
 
   private base(plan: Plan) {
-    return { id: plan.id, object: 'text_completion' as const, created: plan.created, model: plan.model.id, system_fingerprint: plan.model.fingerprint };
+    return { id: plan.id, object: 'text_completion' as const, created: plan.created, model: plan.name, system_fingerprint: plan.model.fingerprint };
   }
 
   private async complete(plan: Plan, signal: AbortSignal, stats: RequestStats): Promise<CompletionResponse> {

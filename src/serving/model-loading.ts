@@ -65,7 +65,14 @@ export async function loadServedModel(
   }
   const info = { ...engine.info, id };
   const served = createServedModel(
-    { info, generate: (r) => engine.generate(r), score: (r, signal) => engine.score(r, signal), close: () => engine.close(), halt: () => engine.halt(), stats: () => engine.stats() },
+    {
+      info,
+      generate: (r) => engine.generate(r),
+      score: (r, signal) => engine.score(r, signal),
+      embed: (r, signal) => engine.embed(r, signal),
+      close: () => engine.close(),
+      stats: () => engine.stats(),
+    },
     modelDir.config.tokenizer,
     { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
     `${modelDir.createdAt}`,
@@ -117,6 +124,7 @@ export async function stateTunedModel(id: string, dir: string, base: ServedModel
     info,
     generate: (r) => engine.generate({ ...r, initialState }),
     score: (requests, signal) => engine.score(requests.map((q) => ({ ...q, initialState })), signal),
+    embed: (requests, signal) => engine.embed(requests.map((q) => ({ ...q, initialState })), signal),
     stats: () => engine.stats(),
     // The base engine is not ours to close.
     close: async () => {},

@@ -52,6 +52,8 @@ export interface StoredModelInfo {
   ownedBy: string;
   createdAt: number;
   contextLength: number;
+  /** For a configured model and its aliases: the model's id (vLLM's `root`). */
+  root?: string;
 }
 
 export interface StoredModels {
@@ -72,7 +74,7 @@ interface Loaded {
 const EVICTION_GRACE_MS = 10_000;
 
 function describeServed(m: ServedModel): StoredModelInfo {
-  return { id: m.id, ownedBy: m.ownedBy, createdAt: m.info.createdAt, contextLength: m.info.contextLength };
+  return { id: m.id, ownedBy: m.ownedBy, createdAt: m.info.createdAt, contextLength: m.info.contextLength, root: m.id };
 }
 
 export type ServerState = 'loading' | 'ready' | 'shutting_down';
@@ -92,9 +94,10 @@ export class ModelRegistry {
    * A served model by name: a configured one, or a stored one, loaded now if
    * it is not (the first request to a new fine-tuned model waits for its load).
    */
-  async resolve(id: string): Promise<ServedModel> {
+  async resolve(name: string): Promise<ServedModel> {
+    const id = this.aliasOf.get(name) ?? name;
     const configured = this.models.get(id);
-    if (configured || !this.stored) return this.get(id);
+    if (configured || !this.stored || this.aliasOf.has(name)) return this.get(name);
     if (this._state === 'loading') throw ApiError.unavailable(`The model \`${id}\` is not available while the server is starting. Retry shortly.`, 'model_loading');
     const entry = this.loaded.get(id);
     if (entry) {
@@ -142,15 +145,17 @@ export class ModelRegistry {
     else void entry.loading?.then((m) => m.engine.close()).catch(() => {});
   }
 
-  /** Every model GET /v1/models lists: the configured ones, then the store's. */
+  /** Every model GET /v1/models lists: the configured ones (each followed by its aliases, as models of their own), then the store's. */
   async listAll(): Promise<StoredModelInfo[]> {
-    const out: StoredModelInfo[] = [...this.models.values()].map(describeServed);
+    const out: StoredModelInfo[] = [...this.models.values()].flatMap((m) => [describeServed(m), ...(this.aliases[m.id] ?? []).map((alias) => ({ ...describeServed(m), id: alias }))]);
     if (this.stored) out.push(...(await this.stored.source.listed()));
     return out;
   }
 
   /** One model as GET /v1/models/{model} describes it, without loading it; 404 when there is none. */
   async describe(id: string): Promise<StoredModelInfo> {
+    const alias = this.aliasOf.get(id);
+    if (alias !== undefined) return { ...describeServed(this.get(alias)), id };
     const configured = this.models.get(id);
     if (configured || !this.stored) return describeServed(this.get(id));
     const found = await this.stored.source.find(id);
@@ -165,11 +170,27 @@ export class ModelRegistry {
 
   /** True for the models given at start (they cannot be deleted through the API). */
   isConfigured(id: string): boolean {
-    return this.models.has(id) || this.expected.includes(id);
+    return this.models.has(id) || this.expected.includes(id) || this.aliasOf.has(id);
   }
 
-  /** `expected`: the ids being loaded, so a request for one that is not ready yet gets 503, not 404. */
-  constructor(private readonly expected: readonly string[] = []) {}
+  /** alias → the id of the configured model it names. */
+  private readonly aliasOf = new Map<string, string>();
+
+  /**
+   * `expected`: the ids being loaded, so a request for one that is not ready yet gets 503, not 404.
+   * `aliases`: more names per configured model id (--served-model-name); they resolve to it everywhere.
+   */
+  constructor(
+    private readonly expected: readonly string[] = [],
+    private readonly aliases: Readonly<Record<string, readonly string[]>> = {},
+  ) {
+    for (const [id, names] of Object.entries(aliases)) for (const name of names) this.aliasOf.set(name, id);
+  }
+
+  /** The names a configured model answers to besides its id. */
+  aliasesOf(id: string): readonly string[] {
+    return this.aliases[id] ?? [];
+  }
 
   get state(): ServerState {
     return this._state;
@@ -189,11 +210,12 @@ export class ModelRegistry {
   }
 
   /** A model that is loaded now (configured, or a stored one already loaded); resolve() also loads stored ones. */
-  get(id: string): ServedModel {
+  get(name: string): ServedModel {
+    const id = this.aliasOf.get(name) ?? name;
     const m = this.models.get(id) ?? this.loaded.get(id)?.model;
     if (m) return m;
-    if (this._state === 'loading' && this.expected.includes(id)) throw ApiError.unavailable(`The model \`${id}\` is still loading. Retry shortly.`, 'model_loading');
-    throw ApiError.modelNotFound(id);
+    if (this._state === 'loading' && this.expected.includes(id)) throw ApiError.unavailable(`The model \`${name}\` is still loading. Retry shortly.`, 'model_loading');
+    throw ApiError.modelNotFound(name);
   }
 
   /** Every loaded model, configured and stored (metrics, shutdown). */

@@ -23,7 +23,7 @@ export function asInvalidRequest<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param);
+    if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param, e.code);
     throw e;
   }
 }
@@ -33,7 +33,7 @@ export async function asInvalidRequestAsync<T>(fn: () => Promise<T>): Promise<T>
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param);
+    if (e instanceof TemplateError) throw ApiError.invalid(e.message, e.param, e.code);
     throw e;
   }
 }

@@ -24,11 +24,14 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Start `node --import tsx src/server.ts --port 0 --model models/mm-rec-tiny …` and wait for "ready". */
-export async function startServer(args: string[] = [], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
+/** The server's source run through tsx; the production build is `['dist/server.js']`. */
+export const SOURCE_ENTRY = ['--import', 'tsx', 'src/server.ts'];
+
+/** Start `node --import tsx src/server.ts --port 0 --model models/mm-rec-tiny …` (or another entry) and wait for "ready". */
+export async function startServer(args: string[] = [], env: Record<string, string> = {}, timeoutMs = 60_000, entry = SOURCE_ENTRY): Promise<ServerProcess> {
   // Each server keeps its own data (files, jobs) unless the test names a directory.
   const dataDir = args.includes('--data-dir') ? [] : ['--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-data-'))];
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir, ...args], {
+  const proc = spawn(process.execPath, [...entry, '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,11 @@
 /**
- * Function calling and structured outputs through two client frameworks,
+ * Function calling and structured outputs through three client frameworks,
  * unmodified, against the real server and models/mm-rec-tiny: LangChain JS
- * (ChatOpenAI: bindTools, withStructuredOutput) and the Vercel AI SDK
- * (openai-compatible provider: generateText with tools, streamText,
- * generateObject). Their schemas leave any model finitely many outputs, so the
- * tests hold for an untrained model too.
+ * (ChatOpenAI: bindTools, withStructuredOutput), the Vercel AI SDK
+ * (openai-compatible provider: generateText with tools and with
+ * Output.object, streamText, generateObject) and LlamaIndex.TS (its OpenAI
+ * LLM: chat, streamed chat, chat with a tool). Their schemas leave any model
+ * finitely many outputs, so the tests hold for an untrained model too.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,9 @@ import { z } from 'zod';
 import { ChatOpenAI } from '@langchain/openai';
 import { tool as langchainTool } from '@langchain/core/tools';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import { generateObject, generateText, streamText, tool } from 'ai';
+import { generateObject, generateText, Output, streamText, tool } from 'ai';
+import { OpenAI as LlamaOpenAI } from '@llamaindex/openai';
+import { FunctionTool } from '@llamaindex/core/tools';
 import { MODEL, startServer, type ServerProcess } from './helpers.ts';
 
 let server: ServerProcess;
@@ -102,4 +105,36 @@ test('Vercel AI SDK: generateObject returns an object of the schema', async () =
     assert.equal(finishReason, 'stop');
     assert.ok(Verdict.safeParse(object).success, JSON.stringify(object));
   }
+});
+
+test('Vercel AI SDK: generateText with Output.object (what replaces generateObject in ai 7) returns an object of the schema', async () => {
+  for (const seed of [3, 4]) {
+    const { output, finishReason } = await generateText({ model: vercel(), output: Output.object({ schema: Verdict }), prompt: 'Should we go?', seed, temperature: 1, maxOutputTokens: 100 });
+    assert.equal(finishReason, 'stop');
+    assert.ok(Verdict.safeParse(output).success, JSON.stringify(output));
+  }
+});
+
+function llama(): LlamaOpenAI {
+  return new LlamaOpenAI({ model: MODEL, apiKey: 'unused', baseURL: `${server.url}/v1`, maxRetries: 0, maxTokens: 80, temperature: 0 });
+}
+
+test('LlamaIndex: chat and streamed chat give the same greedy reply', async () => {
+  const messages = [{ role: 'user' as const, content: 'What is the capital of France?' }];
+  const r = await llama().chat({ messages });
+  assert.equal(typeof r.message.content, 'string');
+  assert.ok((r.message.content as string).length > 0);
+  let streamed = '';
+  for await (const chunk of await llama().chat({ messages, stream: true })) streamed += chunk.delta;
+  assert.equal(streamed, r.message.content);
+});
+
+test('LlamaIndex: chat with a tool gives a call with arguments valid against the tool schema', async () => {
+  const setMode = FunctionTool.from(async () => 'done', { name: 'set_mode', description: 'Set the device mode', parameters: Mode });
+  const r = await llama().chat({ messages: [{ role: 'user', content: 'Switch to eco mode.' }], tools: [setMode], additionalChatOptions: { tool_choice: 'required' } });
+  const calls = (r.message.options as { toolCall?: Array<{ name: string; input: unknown; id: string }> }).toolCall;
+  assert.equal(calls?.length, 1, JSON.stringify(r.message));
+  assert.equal(calls![0].name, 'set_mode');
+  const input = typeof calls![0].input === 'string' ? JSON.parse(calls![0].input) : calls![0].input;
+  assert.ok(Mode.safeParse(input).success, JSON.stringify(input));
 });

@@ -218,3 +218,38 @@ test('history with an assistant tool call and its tool result is rendered by the
   if (choice.finish_reason === 'tool_calls') assert.equal((choice.message.tool_calls![0] as { function: { name: string } }).function.name, 'get_weather');
   else assert.equal(typeof choice.message.content, 'string');
 });
+
+test('the deprecated functions / function_call: a function_call reply, plain and streamed, and a history in the old shape', async () => {
+  const functions = [setMode.function, lookup.function];
+  const r = await client.chat.completions.create({ model: MODEL, messages: ask('Switch to eco mode.'), functions, function_call: { name: 'set_mode' }, temperature: 1, seed: 5, max_tokens: 80 });
+  assertOpenAI('CreateChatCompletionResponse', r);
+  const call = r.choices[0].message.function_call!;
+  assert.equal(r.choices[0].finish_reason, 'function_call');
+  assert.equal(r.choices[0].message.tool_calls, undefined);
+  assert.equal(call.name, 'set_mode');
+  assert.ok(ajv.validate(setModeParameters, JSON.parse(call.arguments)), call.arguments);
+
+  const stream = await client.chat.completions.create({ model: MODEL, messages: ask('Switch to slow mode.'), functions, function_call: { name: 'set_mode' }, seed: 6, max_tokens: 80, stream: true });
+  let name = '';
+  let args = '';
+  let finish: string | null = null;
+  for await (const c of stream) {
+    assertOpenAI('CreateChatCompletionStreamResponse', c);
+    name += c.choices[0]?.delta.function_call?.name ?? '';
+    args += c.choices[0]?.delta.function_call?.arguments ?? '';
+    finish = c.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(name, 'set_mode');
+  assert.ok(ajv.validate(setModeParameters, JSON.parse(args)), args);
+  assert.equal(finish, 'function_call');
+
+  const history = [
+    ...ask('Switch to eco mode.'),
+    { role: 'assistant' as const, content: null, function_call: call },
+    { role: 'function' as const, name: 'set_mode', content: '{"ok": true}' },
+  ];
+  const next = await client.chat.completions.create({ model: MODEL, messages: history, functions, function_call: 'none', max_tokens: 16 });
+  assertOpenAI('CreateChatCompletionResponse', next);
+  assert.equal(typeof next.choices[0].message.content, 'string');
+  assert.equal(next.choices[0].message.function_call, undefined);
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, envName, helpText, parseConfig, resolveModelDirs, SETTINGS, type ServerConfig } from '../../src/config.ts';
+import { ConfigError, envName, helpText, parseConfig, resolveModelDirs, resolveServedNames, SETTINGS, type ServerConfig } from '../../src/config.ts';
 import { configTable, replaceConfigTable } from '../../src/config-doc.ts';
 
 function parse(argv: string[], env: Record<string, string> = {}): ServerConfig {
@@ -105,4 +105,20 @@ test("the README's configuration table is the settings table (npm run config-tab
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   assert.equal(replaceConfigTable(readme, configTable()), readme, 'README.md is stale: run `npm run config-table`');
   for (const s of SETTINGS) assert.ok(readme.includes(`\`--${s.flag}\``), `--${s.flag} is documented`);
+});
+
+test('--served-model-name: several names for one model, MODEL=NAME with several; clashes refused', () => {
+  const one = [{ id: 'tiny' }];
+  const two = [{ id: 'tiny' }, { id: 'big' }];
+  assert.deepEqual(resolveServedNames(parse(['--served-model-name', 'gpt-4o-mini,text-embedding-3-small', '--served-model-name', 'tiny']), one), { tiny: ['gpt-4o-mini', 'text-embedding-3-small'] });
+  assert.deepEqual(resolveServedNames(parse([], { MMREC_SERVED_MODEL_NAME: 'a, b' }), one), { tiny: ['a', 'b'] });
+  assert.deepEqual(resolveServedNames(parse(['--served-model-name', 'big=gpt-4o,tiny=gpt-4o-mini,big=org/Model-1.5@v2']), two), { big: ['gpt-4o', 'org/Model-1.5@v2'], tiny: ['gpt-4o-mini'] });
+  assert.deepEqual(resolveServedNames(parse([]), two), {});
+  const refused = (argv: string[], models: Array<{ id: string }>, why: RegExp) => assert.throws(() => resolveServedNames(parse(argv), models), (e) => e instanceof ConfigError && why.test(e.message));
+  refused(['--served-model-name', 'gpt-4o'], two, /2 models are served .*MODEL=gpt-4o/);
+  refused(['--served-model-name', 'huge=gpt-4o'], two, /no served model has the id "huge"/);
+  refused(['--served-model-name', 'tiny=big'], two, /already the id of another served model/);
+  refused(['--served-model-name', 'tiny=x,big=x'], two, /"x" names two models/);
+  refused(['--served-model-name', 'tiny='], two, /a name is 1 to 256 characters/);
+  refused(['--served-model-name', 'tiny=a b'], two, /a name is 1 to 256 characters/);
 });

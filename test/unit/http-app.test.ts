@@ -332,3 +332,34 @@ test('an engine failure is a 500 server_error; mid-stream, an error event and [D
   assert.ok(last.error);
   assertOpenAI('ErrorResponse', last);
 });
+
+test('model aliases (--served-model-name): listed as models, accepted everywhere, echoed in responses', async () => {
+  const registry = new ModelRegistry([MODEL], { [MODEL]: ['gpt-4o-mini', 'text-embedding-3-small'] });
+  const a = await buildApp({ registry, limits: { maxTokens: 10, maxN: 1 } });
+  // While loading, an alias is a model that is coming (503), not an unknown one.
+  const loading = await a.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'gpt-4o-mini', messages: user('hi') } });
+  assert.equal(loading.statusCode, 503, loading.body);
+  registry.add(fakeModel());
+  registry.markReady();
+  const list = (await a.inject({ method: 'GET', url: '/v1/models' })).json();
+  assertOpenAI('ListModelsResponse', list);
+  assert.deepEqual(list.data.map((m: { id: string; root: string }) => [m.id, m.root]), [[MODEL, MODEL], ['gpt-4o-mini', MODEL], ['text-embedding-3-small', MODEL]]);
+  const one = await a.inject({ method: 'GET', url: '/v1/models/gpt-4o-mini' });
+  assert.equal(one.statusCode, 200);
+  assertOpenAI('Model', one.json());
+  assert.equal(one.json().id, 'gpt-4o-mini');
+  for (const name of [MODEL, 'gpt-4o-mini']) {
+    const chat = await a.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: name, messages: user('hi') } });
+    assert.equal(chat.statusCode, 200, chat.body);
+    assert.equal(chat.json().model, name, 'chat reports the name asked for');
+    const streamed = sse((await a.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: name, messages: user('hi'), stream: true } })).body) as Array<{ model: string }>;
+    assert.ok(streamed.every((c) => c.model === name), 'every chunk reports the name asked for');
+    const completion = await a.inject({ method: 'POST', url: '/v1/completions', payload: { model: name, prompt: 'Hello' } });
+    assert.equal(completion.json().model, name);
+    assert.equal((await a.inject({ method: 'POST', url: '/tokenize', payload: { model: name, prompt: 'Hello' } })).statusCode, 200);
+  }
+  // An alias names a model the server was started with: not deletable.
+  assert.equal((await a.inject({ method: 'DELETE', url: '/v1/models/gpt-4o-mini' })).statusCode, 403);
+  assert.equal((await a.inject({ method: 'GET', url: '/v1/models/gpt-4o' })).statusCode, 404);
+  assert.equal((await a.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'gpt-4o', messages: user('hi') } })).json().error.code, 'model_not_found');
+});

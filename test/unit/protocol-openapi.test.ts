@@ -31,6 +31,7 @@ test('openapi.yaml documents every endpoint, and its schemas compile', async () 
     '/v1/batches/{batch_id}/cancel',
     '/v1/chat/completions',
     '/v1/completions',
+    '/v1/embeddings',
     '/v1/evals',
     '/v1/evals/{eval_id}',
     '/v1/evals/{eval_id}/runs',

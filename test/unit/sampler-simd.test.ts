@@ -72,7 +72,8 @@ test('ids above a threshold match the plain filter, for thresholds float32 canno
 test('the sampler suite passes with SIMD switched off (the fallback)', () => {
   // NODE_TEST_CONTEXT would make the child report to this runner instead of printing its results.
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/unit/sampler.test.ts'], { cwd: ROOT, env: { ...env, MMREC_NO_SIMD: '1' }, encoding: 'utf8' });
+  // The TAP reporter, named: since Node 23 the default reporter is spec even when stdout is not a terminal.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', 'test/unit/sampler.test.ts'], { cwd: ROOT, env: { ...env, MMREC_NO_SIMD: '1' }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stdout.slice(-3000) + r.stderr.slice(-2000));
   assert.match(r.stdout, /# fail 0/);
 });

@@ -5,7 +5,7 @@ import { DeleteModelResponse, ListModelsResponse, Model, ModelParams } from '../
 import type { ModelRegistry, StoredModelInfo } from '../../serving/registry.ts';
 
 function toModel(m: StoredModelInfo): Model {
-  return { id: m.id, object: 'model', created: m.createdAt, owned_by: m.ownedBy, max_model_len: m.contextLength };
+  return { id: m.id, object: 'model', created: m.createdAt, owned_by: m.ownedBy, max_model_len: m.contextLength, ...(m.root !== undefined ? { root: m.root } : {}) };
 }
 
 export interface ModelRouteOptions {
