@@ -64,7 +64,7 @@ export async function loadServedModel(
   }
   const info = { ...engine.info, id };
   const served = createServedModel(
-    { info, generate: (r) => engine.generate(r), score: (r, signal) => engine.score(r, signal), close: () => engine.close(), stats: () => engine.stats() },
+    { info, stateSpecs: engine.stateSpecs, generate: (r) => engine.generate(r), score: (r, signal) => engine.score(r, signal), close: () => engine.close(), stats: () => engine.stats() },
     modelDir.config.tokenizer,
     { temperature: modelDir.config.defaultSampling.temperature, top_p: modelDir.config.defaultSampling.topP },
     `${modelDir.createdAt}`,
@@ -114,7 +114,9 @@ export async function stateTunedModel(id: string, dir: string, base: ServedModel
   const info = { ...base.info, id };
   const wrapped: Engine = {
     info,
-    generate: (r) => engine.generate({ ...r, initialState }),
+    stateSpecs: engine.stateSpecs,
+    // A request that continues a stored conversation brings that conversation's state (which began from this one).
+    generate: (r) => engine.generate({ ...r, initialState: r.initialState ?? initialState }),
     score: (requests, signal) => engine.score(requests.map((q) => ({ ...q, initialState })), signal),
     stats: () => engine.stats(),
     // The base engine is not ours to close.
