@@ -5,9 +5,11 @@
  */
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-files-and-fine-tuning.ts';
+import * as m0004 from './0004-responses.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-files-and-fine-tuning': m0001,
+  '0004-responses': m0004,
 };
 
 export const migrations: MigrationProvider = {
