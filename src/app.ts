@@ -19,6 +19,10 @@ import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
+import { responseRoutes } from './http/routes/responses.ts';
+import { conversationRoutes } from './http/routes/conversations.ts';
+import type { ResponsesServing } from './serving/responses.ts';
+import type { ConversationService } from './serving/conversations.ts';
 import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
@@ -28,7 +32,7 @@ import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
-import type { GrammarLimits } from './serving/constraints.ts';
+import { ReplyConstraints, type GrammarLimits } from './serving/constraints.ts';
 import type { ModelRegistry } from './serving/registry.ts';
 import { TokenizeServing } from './serving/tokenize.ts';
 
@@ -60,6 +64,11 @@ export interface AppOptions {
   files?: FileService;
   /** The fine-tuning API (needs the store and its worker); absent: no /v1/fine_tuning routes, and no model can be deleted. */
   fineTuning?: FineTuningService;
+  /** Compiled reply constraints, shared with services made outside (the Responses API); absent: the app makes its own. */
+  constraints?: ReplyConstraints;
+  /** The Responses and Conversations APIs (need the store); absent: no /v1/responses or /v1/conversations routes. */
+  responses?: ResponsesServing;
+  conversations?: ConversationService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -114,13 +123,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     grammar: options.grammarLimits,
     warn: options.logger ? (fields: Record<string, unknown>, message: string) => options.logger!.warn(fields, message) : undefined,
   };
+  const constraints = options.constraints ?? new ReplyConstraints(options.grammarLimits, deps.warn);
   await app.register(healthRoutes, { registry: options.registry });
   await app.register(metricsRoutes, { metrics });
   const fineTuning = options.fineTuning;
   await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
   if (options.files) await app.register(fileRoutes, { service: options.files });
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
-  await app.register(chatRoutes, { serving: new ChatServing(deps) });
+  await app.register(chatRoutes, { serving: new ChatServing({ ...deps, constraints }) });
+  if (options.responses) await app.register(responseRoutes, { serving: options.responses });
+  if (options.conversations) await app.register(conversationRoutes, { service: options.conversations });
   await app.register(completionRoutes, { serving: new CompletionServing(deps) });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;

@@ -83,6 +83,12 @@ export interface ServerConfig {
   organization: string;
   /** Stored (fine-tuned) models loaded at once; the least recently used is unloaded past it. */
   maxLoadedModels: number;
+  /** The Responses and Conversations APIs: see docs/responses.md. */
+  maxInputItems: number;
+  maxConversationItems: number;
+  responseRetentionBytes: number;
+  responseRetentionSeconds: number;
+  maxBackgroundResponses: number;
 }
 
 export class ConfigError extends Error {}
@@ -149,6 +155,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'trainingNiceness', flag: 'training-niceness', kind: 'int', default: '10', min: 0, max: 19, help: 'added to a training process\'s niceness, so inference is scheduled first' },
   { key: 'organization', flag: 'organization', kind: 'string', default: 'mmrec', help: 'organization id of fine-tuning jobs, owner of fine-tuned models and part of their names (ft:<base>:<organization>:<suffix>:<job>)' },
   { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
+  { key: 'maxInputItems', flag: 'max-input-items', kind: 'int', default: '2048', min: 1, max: 1 << 20, help: 'items one /v1/responses request\'s input may have (more: 400)' },
+  { key: 'maxConversationItems', flag: 'max-conversation-items', kind: 'int', default: '10000', min: 1, max: 1 << 24, help: 'items a conversation may hold, and a chain of previous_response_id responses when it must be prefilled whole (more: 400)' },
+  { key: 'responseRetentionBytes', flag: 'response-retention-bytes', kind: 'int', default: String(2 ** 30), min: 0, max: 2 ** 50, help: 'bytes all stored responses (items and end states) may take; the oldest are evicted past it' },
+  { key: 'responseRetentionSeconds', flag: 'response-retention-seconds', kind: 'int', default: String(30 * 24 * 3600), min: 0, max: 2 ** 40, help: 'seconds a stored response is kept (0 = no age limit); previous_response_id to an evicted one is a 404' },
+  { key: 'maxBackgroundResponses', flag: 'max-background-responses', kind: 'int', default: '16', min: 0, max: 100000, help: 'background responses queued or generating at once (more: 429); they generate in the batch rows interactive requests leave free' },
 ];
 
 export function envName(flag: string): string {

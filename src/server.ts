@@ -16,6 +16,8 @@ import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ModelRegistry } from './serving/registry.ts';
 import { createStoredServices } from './serving/stored-services.ts';
+import { createResponseServices } from './serving/response-services.ts';
+import { ReplyConstraints } from './serving/constraints.ts';
 import { Store } from './store/store.ts';
 import { loadServedModel } from './serving/model-loading.ts';
 import { prepareConstraints } from './serving/constraints.ts';
@@ -69,30 +71,38 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
-  const { store, report } = await Store.open(config.dataDir);
+  const { store, report } = await Store.open(config.dataDir, { maxConversationItems: config.maxConversationItems });
   log.info({ data_dir: store.dataDir.root, ...report }, `data directory ${store.dataDir.root}`);
   const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }));
+  const limits = {
+    maxTokens: config.maxTokens,
+    maxN: config.maxN,
+    maxRequestTokens: config.maxRequestTokens,
+    maxRequestLogprobs: config.maxRequestLogprobs,
+    maxJsonDepth: config.maxJsonDepth,
+  };
+  const grammarLimits = {
+    maxTools: config.maxTools,
+    maxSchemaDepth: config.maxSchemaDepth,
+    maxGrammarBytes: config.maxGrammarBytes,
+    maxGrammarBranches: config.maxGrammarBranches,
+    maxPatternStates: config.maxPatternStates,
+    cacheBytes: config.grammarCacheBytes,
+    constraintBytes: config.constraintBytes,
+  };
+  const admission = new Admission(config.maxConcurrency, config.maxQueue);
+  const constraints = new ReplyConstraints(grammarLimits, (fields, message) => log.warn(fields, message));
+  const responseServices = createResponseServices(config, store, registry, { admission, constraints, limits }, log);
   const app = await buildApp({
     files: stored.files,
     fineTuning: stored.fineTuning,
+    responses: responseServices.responses,
+    conversations: responseServices.conversations,
+    constraints,
     registry,
-    limits: {
-      maxTokens: config.maxTokens,
-      maxN: config.maxN,
-      maxRequestTokens: config.maxRequestTokens,
-      maxRequestLogprobs: config.maxRequestLogprobs,
-      maxJsonDepth: config.maxJsonDepth,
-    },
-    grammarLimits: {
-      maxTools: config.maxTools,
-      maxSchemaDepth: config.maxSchemaDepth,
-      maxGrammarBytes: config.maxGrammarBytes,
-      maxGrammarBranches: config.maxGrammarBranches,
-      maxPatternStates: config.maxPatternStates,
-      cacheBytes: config.grammarCacheBytes,
-      constraintBytes: config.constraintBytes,
-    },
-    admission: new Admission(config.maxConcurrency, config.maxQueue),
+    limits,
+    grammarLimits,
+    admission,
     metrics,
     apiKeys: config.apiKeys,
     maxBodySize: config.maxBodySize,
@@ -110,7 +120,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
   // Jobs start once the models they may be based on are served.
-  const ready = loadModels(config, models, registry, log, metrics).then(() => stored.worker.start());
+  const ready = loadModels(config, models, registry, log, metrics).then(async () => {
+    await stored.worker.start();
+    await responseServices.start();
+  });
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;
@@ -134,8 +147,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       app.server.closeAllConnections();
       await closed;
       await ready.catch(() => {});
-      // Trainers save their state and stop; their jobs resume at the next start.
+      // Trainers save their state and stop; their jobs resume at the next start. So do background responses.
       await stored.worker.close();
+      await responseServices.close();
       await Promise.allSettled(registry.list().map((m) => m.engine.close()));
       await store.close();
       log.info('stopped');

@@ -660,7 +660,7 @@ export class MMRecEngine implements Engine {
           this.cache.insert([...keyPrefix, ...s.request.promptIds, ...s.output], keyPrefix.length + s.request.promptIds.length + s.output.length, s.state);
         }
         if (s.ending && !s.done) {
-          this.observe(() => s.request.onFinalState?.(s.state!));
+          this.observe(() => s.request.onFinalState?.(s.state!, s.output));
           this.finish(s, s.ending);
         }
         leaving.add(s);

@@ -43,8 +43,9 @@ export function decodeState(specs: readonly StateSpec[], layout: string, bytes: 
   let at = 0;
   const tensors = specs.map((s) => {
     const width = s.dtype === 'float16' ? 2 : 4;
-    // Copied: the source may not be aligned for a typed array view.
-    const copy = bytes.slice(at, at + s.rowSize * width);
+    // Copied: the source may not be aligned for a typed array view (and a Buffer's slice() is a view of its pool).
+    const copy = new Uint8Array(s.rowSize * width);
+    copy.set(bytes.subarray(at, at + s.rowSize * width));
     at += s.rowSize * width;
     return s.dtype === 'float16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer);
   });

@@ -73,11 +73,11 @@ export interface GenerateRequest {
   onPromptState?: (state: RecurrentState) => void;
   /**
    * Called when the generation ends by itself (stop or length), with the
-   * state after the prompt and every generated token, the stop token
-   * included. It costs one more batched step (the row feeds its last token),
-   * with the state cache on or off, and the result settles after it.
+   * state after the prompt and every generated token, and those tokens (the
+   * stop token included). It costs one more batched step (the row feeds its
+   * last token), with the state cache on or off, and the result settles after it.
    */
-  onFinalState?: (state: RecurrentState) => void;
+  onFinalState?: (state: RecurrentState, output: readonly number[]) => void;
 }
 
 export interface InitialState {

@@ -111,6 +111,10 @@ test('state blobs: round trip, layout and size checked, non-finite refused', () 
   const back = decodeState(specs, stateLayout(specs), shifted.subarray(1));
   assert.ok(back.ok);
   assert.deepEqual(back.state, state);
+  // And from a Buffer out of Node's shared pool (what better-sqlite3 returns for a BLOB).
+  const pooled = Buffer.from(bytes);
+  assert.ok(pooled.buffer.byteLength > pooled.byteLength, 'the Buffer is a view of a larger pool');
+  assert.deepEqual((decodeState(specs, stateLayout(specs), pooled) as { state: RecurrentState }).state, state);
   assert.match((decodeState(specs, 'float32[4];float16[2,1]', bytes) as { reason: string }).reason, /layout/);
   assert.match((decodeState(specs, stateLayout(specs), bytes.subarray(1)) as { reason: string }).reason, /bytes/);
   const nan = encodeState(specs, { batch: 1, tensors: [Float32Array.from([1, NaN, 0]), Uint16Array.from([0, 0])] });
