@@ -143,7 +143,7 @@ export const ResponseObject = Type.Object(
     tools: Type.Array(ResponseTool),
     top_p: Type.Number(),
     truncation: Type.Union([Type.Literal('auto'), Type.Literal('disabled')]),
-    usage: Type.Union([ResponseUsage, Type.Null()]),
+    usage: Type.Optional(ResponseUsage),
     metadata: Type.Record(Type.String(), Type.String()),
   },
   { title: 'Response' },

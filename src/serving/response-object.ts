@@ -78,7 +78,8 @@ export function responseObject(r: ResponseState, output: readonly ConversationIt
     tools: r.request.tools,
     top_p: r.request.top_p,
     truncation: r.request.truncation,
-    usage: r.usage,
+    // OpenAI's schema has no null usage: a response still running has none.
+    ...(r.usage ? { usage: r.usage } : {}),
     metadata: r.request.metadata,
   };
 }

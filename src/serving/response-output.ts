@@ -78,7 +78,10 @@ export class OutputBuilder {
 
   /** The output so far (a running background response shows it). */
   snapshot(): Array<MessageItem | FunctionCallItem> {
-    return this.items.map((i) => (i.type === 'message' ? { ...i, content: i.content.map((p) => ({ ...p })) } : { ...i }));
+    return this.items.map((i) => {
+      if (i.type !== 'message') return { ...i };
+      return { ...i, content: this.message?.item === i ? [textPart(this.message.text)] : i.content.map((p) => ({ ...p })) };
+    });
   }
 
   private openMessage(): void {
