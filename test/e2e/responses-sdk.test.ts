@@ -48,7 +48,7 @@ async function stateLine(id: string): Promise<Record<string, unknown> | undefine
 }
 
 test('responses.create, retrieve, inputItems.list, delete', async () => {
-  const r = await client.responses.create({ model: MODEL, input: 'Hello!', instructions: 'You are a helpful assistant.' });
+  const r = await client.responses.create({ model: MODEL, input: 'Hello!', instructions: 'You are a helpful assistant.', max_output_tokens: 64 });
   assertOpenAI('Response', r);
   assert.equal(r.status, 'completed');
   assert.ok(r.output_text.length > 0, 'the SDK finds the output text');
