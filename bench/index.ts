@@ -1,6 +1,7 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics | --only SECTION]
- *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,responses | --only SECTION]
+ *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]
+ *   [--turns 1,8,32 (batching and responses sections) --runs N (responses section)]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
@@ -15,19 +16,21 @@ import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
 import { metricsSection } from './metrics.ts';
+import { responsesSection } from './responses.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,responses' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
+    runs: { type: 'string', default: '3' },
     ...BATCHING_ARGS,
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'responses'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -168,4 +171,9 @@ if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 if (runs('metrics')) metricsSection();
+if (runs('responses')) {
+  const sample = values.turns ? values.turns.split(',').map(Number) : [1, 8, 32];
+  if (sample.some((t) => !Number.isSafeInteger(t) || t < 1)) throw new Error(`--turns takes positive integers separated by commas (got ${values.turns})`);
+  await responsesSection(modelDir, { turns: Math.max(...sample), runs: Number(values.runs), sample });
+}
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
