@@ -67,14 +67,49 @@ export interface ResponsePlan {
   source: 'new' | 'state' | 'items';
 }
 
+/** The items before a response's input, newest kept first: `overflowed` when older ones were left out because they cannot fit the context anyway. */
+interface History {
+  items: ConversationItem[];
+  overflowed: boolean;
+}
+
 type Context = {
   /** The messages to render after the restored state (or from the start). */
   messages: ChatMessage[];
   restored?: { initialState: InitialState; tokens: number };
   /** The items before the input, when the context must be rendered whole (truncation auto needs them too). */
-  history?: () => Promise<ConversationItem[]>;
+  history?: () => Promise<History>;
   conversation?: { id: string; seenSeq: number };
 };
+
+/** cl100k's longest token is 128 bytes: text of more characters than 128 × the context cannot fit it. */
+const MAX_TOKEN_BYTES = 128;
+/** Characters of an item's JSON that are not its text, at most (type, ids, role, status, the part's fields). */
+const ITEM_OVERHEAD = 512;
+
+/**
+ * What may be read of a history, newest first, before it certainly
+ * overflows the context: rendering it costs its length, so a history that
+ * cannot fit is not read, let alone tokenized, whole.
+ */
+class HistoryBudget {
+  private left: number;
+  overflowed = false;
+  constructor(contextLength: number) {
+    this.left = MAX_TOKEN_BYTES * contextLength;
+  }
+
+  /** Takes `items` items of `chars` characters in all; false (and overflowed) once the text would pass the bound. */
+  take(chars: number, items: number): boolean {
+    const text = Math.max(0, chars - ITEM_OVERHEAD * items);
+    if (text > this.left) {
+      this.overflowed = true;
+      return false;
+    }
+    this.left -= text;
+    return true;
+  }
+}
 
 /** Loads at most once (the history is needed by several checks). */
 function once<T>(load: () => Promise<T>): () => Promise<T> {
@@ -84,6 +119,15 @@ function once<T>(load: () => Promise<T>): () => Promise<T> {
 
 function notFound(message: string, param: string, code: string): ApiError {
   return new ApiError(404, message, 'invalid_request_error', param, code);
+}
+
+/** A history that cannot fit the context, found without rendering it. */
+function contextOverflow(contextLength: number, param: string): ApiError {
+  return ApiError.invalid(
+    `This model's maximum context length is ${contextLength} tokens, and the conversation before this input is longer than that. Continue a later response, or set truncation to "auto".`,
+    param,
+    'context_length_exceeded',
+  );
 }
 
 export function responseNotFound(id: string): ApiError {
@@ -225,14 +269,19 @@ export class ResponsePlanner {
       if (messages.length === 0) throw ApiError.invalid('The input is empty: give input, instructions, or continue a response or a conversation.', 'input');
       return asInvalidRequestAsync(() => model.template.renderAsync(messages, { tools: shown, addGenerationPrompt: true }));
     };
+    const loadHistory = async (): Promise<ConversationItem[]> => {
+      const h = context.history ? await context.history() : { items: [], overflowed: false };
+      if (h.overflowed && request.truncation !== 'auto') throw contextOverflow(model.info.contextLength, p.previousResponseId ? 'previous_response_id' : 'conversation');
+      return h.items;
+    };
     if (restored) rendered = await asInvalidRequestAsync(() => model.template.renderAsync(context.messages, { continuation: true, addGenerationPrompt: true }));
-    else rendered = await renderWhole(context.history ? await context.history() : []);
+    else rendered = await renderWhole(await loadHistory());
 
     const requested = request.max_output_tokens;
     const fits = (tokens: number) => tokens + (requested ?? 1) <= model.info.contextLength;
     if (request.truncation === 'auto' && !fits((restored?.tokens ?? 0) + rendered.ids.length)) {
       // The oldest items go first, whole messages at a time, until the rest fits; a state covers them all, so it cannot be used.
-      const history = context.history ? await context.history() : [];
+      const history = await loadHistory();
       const messages = itemsToMessages(history);
       let drop = 0;
       let whole = await renderWhole(history);
@@ -284,7 +333,7 @@ export class ResponsePlanner {
       if (prev.status !== 'completed' && prev.status !== 'incomplete') {
         throw ApiError.invalid(`Previous response ${prev.id} is ${prev.status}: only a completed or incomplete response can be continued.`, 'previous_response_id', 'previous_response_not_finished');
       }
-      const history = once(() => this.chainItems(prev));
+      const history = once(() => this.chainItems(prev, new HistoryBudget(p.model.info.contextLength)));
       const stored = await store.responses.state(prev.id);
       if (stored) {
         const r = restoreState(p.model, modelKey, ctxKey, stored, prev.id);
@@ -298,12 +347,17 @@ export class ResponsePlanner {
       if (!conv) throw conversationNotFound(p.conversationId, 'conversation');
       const seenSeq = await store.conversations.lastSeq(conv.id);
       const conversation = { id: conv.id, seenSeq };
-      const history = once(() => this.conversationItems(conv, 0, seenSeq));
+      const history = once(async () => {
+        const budget = new HistoryBudget(p.model.info.contextLength);
+        return { items: await this.conversationItems(conv, 0, seenSeq, budget), overflowed: budget.overflowed };
+      });
       if (conv.stateResponseId && conv.stateSeq !== null) {
         const stored = await store.responses.state(conv.stateResponseId);
         const r = stored ? restoreState(p.model, modelKey, ctxKey, stored, conv.stateResponseId) : { ok: false as const, reason: 'its response is no longer stored' };
         if (r.ok) {
-          const after = await this.conversationItems(conv, conv.stateSeq, seenSeq);
+          const budget = new HistoryBudget(p.model.info.contextLength - r.tokens);
+          const after = await this.conversationItems(conv, conv.stateSeq, seenSeq, budget);
+          if (budget.overflowed) throw contextOverflow(p.model.info.contextLength, 'conversation');
           return { messages: [...itemsToMessages(after), ...newMessages], restored: { initialState: r.initialState, tokens: r.tokens }, history, conversation };
         }
         unusable(`conversation ${conv.id}`, r.reason);
@@ -313,35 +367,45 @@ export class ResponsePlanner {
     return { messages: newMessages };
   }
 
-  private async conversationItems(conv: ConversationRecord, afterSeq: number, upToSeq: number): Promise<ConversationItem[]> {
+  /** The conversation's items with afterSeq < seq ≤ upToSeq, the newest that `budget` allows. */
+  private async conversationItems(conv: ConversationRecord, afterSeq: number, upToSeq: number, budget: HistoryBudget): Promise<ConversationItem[]> {
+    const { store } = this.deps;
     const max = this.deps.responses.maxConversationItems;
-    const rows = await this.deps.store.conversations.itemsAfter(conv.id, afterSeq, max);
-    if (rows.length > max) throw ApiError.invalid(`Conversation ${conv.id} has more than ${max} items (--max-conversation-items).`, 'conversation', 'conversation_too_long');
-    return rows.filter((r) => r.seq <= upToSeq).map((r) => r.item as unknown as ConversationItem);
+    const sizes = await store.conversations.itemSizes(conv.id, afterSeq, upToSeq, max);
+    if (sizes.length > max) throw ApiError.invalid(`Conversation ${conv.id} has more than ${max} items (--max-conversation-items).`, 'conversation', 'conversation_too_long');
+    let from = afterSeq;
+    for (const s of sizes) {
+      if (!budget.take(s.chars, 1)) {
+        from = s.seq;
+        break;
+      }
+    }
+    return (await store.conversations.itemsBetween(conv.id, from, upToSeq, max)).map((r) => r.item as unknown as ConversationItem);
   }
 
-  /** Every item before a response and its own, back along previous_response_id (and into the conversation it began in). */
-  private async chainItems(last: ResponseRecord): Promise<ConversationItem[]> {
+  /** Every item before a response and its own, back along previous_response_id (and into the conversation it began in), the newest that fit. */
+  private async chainItems(last: ResponseRecord, budget: HistoryBudget): Promise<History> {
     const { store } = this.deps;
     const max = this.deps.responses.maxConversationItems;
     const parts: StoredItem[][] = [];
     let count = 0;
     let r: ResponseRecord | undefined = last;
     while (r) {
-      const items = [...(await store.responses.items(r.id, 'input')), ...(await store.responses.items(r.id, 'output'))];
-      count += items.length;
+      const size = await store.responses.itemSizes(r.id);
+      count += size.items;
       if (count > max) throw ApiError.invalid(`The conversation before ${last.id} has more than ${max} items (--max-conversation-items).`, 'previous_response_id', 'conversation_too_long');
-      parts.unshift(items);
+      if (!budget.take(size.chars, size.items)) break;
+      parts.unshift([...(await store.responses.items(r.id, 'input')), ...(await store.responses.items(r.id, 'output'))]);
       if (r.conversationId) {
         const conv = await store.conversations.get(r.conversationId);
-        if (conv) parts.unshift(await this.conversationItems(conv, 0, r.conversationSeq ?? 0));
+        if (conv) parts.unshift(await this.conversationItems(conv, 0, r.conversationSeq ?? 0, budget));
         break;
       }
       const previous: string | null = r.previousResponseId;
       r = previous ? await store.responses.get(previous) : undefined;
       if (previous && !r) this.deps.log?.info({ response: last.id, missing: previous }, `response ${previous} of the chain is no longer stored: the context starts after it`);
     }
-    return parts.flat() as unknown as ConversationItem[];
+    return { items: parts.flat() as unknown as ConversationItem[], overflowed: budget.overflowed };
   }
 
   /** OpenAI's rule: a function_call_output answers a call the model made (in this input, the previous response or the conversation). */
@@ -356,7 +420,7 @@ export class ResponsePlanner {
       if (context.conversation && (await store.conversations.hasCall(context.conversation.id, callId))) continue;
       if (context.history && !context.restored && !p.conversationId) {
         const history = await context.history();
-        if (callIds(history).has(callId)) continue;
+        if (callIds(history.items).has(callId)) continue;
       }
       throw ApiError.invalid(`No tool call found for function call output with call_id ${callId}.`, `input[${i}].call_id`, 'tool_call_not_found');
     }

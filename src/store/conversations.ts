@@ -105,10 +105,32 @@ export class ConversationsRepository {
     });
   }
 
-  /** Every item after `afterSeq` (0: all), in order, at most `limit` + 1 (the caller refuses more). */
-  async itemsAfter(id: string, afterSeq: number, limit: number): Promise<ConversationItemRecord[]> {
-    const rows = await this.db.selectFrom('conversation_items').select(['seq', 'data']).where('conversation_id', '=', id).where('seq', '>', afterSeq).orderBy('seq', 'asc').limit(limit + 1).execute();
+  /** The items with afterSeq < seq ≤ upToSeq, in order, at most `limit` + 1 (the caller refuses more). */
+  async itemsBetween(id: string, afterSeq: number, upToSeq: number, limit: number): Promise<ConversationItemRecord[]> {
+    const rows = await this.db
+      .selectFrom('conversation_items')
+      .select(['seq', 'data'])
+      .where('conversation_id', '=', id)
+      .where('seq', '>', afterSeq)
+      .where('seq', '<=', upToSeq)
+      .orderBy('seq', 'asc')
+      .limit(limit + 1)
+      .execute();
     return rows.map((r) => ({ seq: r.seq, item: JSON.parse(r.data) }));
+  }
+
+  /** The same items' sizes (characters of their JSON), newest first, without reading them. */
+  async itemSizes(id: string, afterSeq: number, upToSeq: number, limit: number): Promise<Array<{ seq: number; chars: number }>> {
+    const rows = await this.db
+      .selectFrom('conversation_items')
+      .select((eb) => ['seq', eb.fn<number>('length', ['data']).as('chars')])
+      .where('conversation_id', '=', id)
+      .where('seq', '>', afterSeq)
+      .where('seq', '<=', upToSeq)
+      .orderBy('seq', 'desc')
+      .limit(limit + 1)
+      .execute();
+    return rows.map((r) => ({ seq: r.seq, chars: Number(r.chars) }));
   }
 
   async lastSeq(id: string): Promise<number> {

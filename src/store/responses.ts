@@ -177,6 +177,16 @@ export class ResponsesRepository {
     return rows.map((r) => JSON.parse(r.data));
   }
 
+  /** How many items a response has, and the characters of their JSON, without reading them. */
+  async itemSizes(id: string): Promise<{ items: number; chars: number }> {
+    const r = await this.db
+      .selectFrom('response_items')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>(eb.fn<number>('length', ['data'])).as('chars')])
+      .where('response_id', '=', id)
+      .executeTakeFirstOrThrow();
+    return { items: Number(r.n), chars: Number(r.chars ?? 0) };
+  }
+
   /** A page of a response's input items; `after` is an item id of this list. */
   async inputPage(id: string, req: PageRequest): Promise<Page<StoredItem>> {
     let q = this.db.selectFrom('response_items').select('data').where('response_id', '=', id).where('kind', '=', 'input');

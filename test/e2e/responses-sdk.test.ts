@@ -155,9 +155,10 @@ test('conversations: create, retrieve, update, items, responses in them, delete'
   for (const i of items.data) assertOpenAI('ConversationItem', i);
   const added = await client.conversations.items.create(conv.id, { items: [{ type: 'message', role: 'user', content: 'Thanks!' }] });
   assertOpenAI('ConversationItemList', added);
-  const one = await client.conversations.items.retrieve(added.data[0].id, { conversation_id: conv.id });
+  const addedId = (added.data[0] as { id: string }).id;
+  const one = await client.conversations.items.retrieve(addedId, { conversation_id: conv.id });
   assertOpenAI('ConversationItem', one);
-  const afterDelete = await client.conversations.items.delete(added.data[0].id, { conversation_id: conv.id });
+  const afterDelete = await client.conversations.items.delete(addedId, { conversation_id: conv.id });
   assertOpenAI('ConversationResource', afterDelete);
   const updated = await client.conversations.update(conv.id, { metadata: { topic: 'other' } });
   assert.deepEqual(updated.metadata, { topic: 'other' });

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertOpenAI } from '../e2e/openai-schema.ts';
-import { get, harness, MODEL, outputText, parseNamedSse, post, type Harness } from './responses-helpers.ts';
+import { get, harness, MODEL, outputText, parseNamedSse, post, withContextLength, type Harness } from './responses-helpers.ts';
 
 let h: Harness;
 
@@ -154,6 +154,24 @@ test('truncation auto drops the oldest items to fit the context; disabled refuse
   assert.equal(auto.body.truncation, 'auto');
   const whole = first.body.usage.total_tokens;
   assert.ok(auto.body.usage.input_tokens + 65500 <= 65536 && auto.body.usage.input_tokens < whole, `${auto.body.usage.input_tokens} input tokens: the oldest messages were dropped`);
+});
+
+test('a history that cannot fit the context is refused before it is rendered, or cut by truncation auto', async () => {
+  // A 256-token context: no rendering of more than 128 × 256 characters of text can fit.
+  const small = await harness([], { modelDir: withContextLength(256) });
+  try {
+    const items = Array.from({ length: 20 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `${i} ${'word '.repeat(600)}` }));
+    const conv = await post(small, '/v1/conversations', { items });
+    const refused = await post(small, '/v1/responses', { model: MODEL, input: 'Hi', conversation: conv.body.id });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.code, 'context_length_exceeded');
+    assert.match(refused.body.error.message, /conversation before this input is longer/, 'found from the stored sizes, not by rendering');
+    const cut = await post(small, '/v1/responses', { model: MODEL, input: 'Hi', conversation: conv.body.id, truncation: 'auto', max_output_tokens: 16 });
+    assert.equal(cut.status, 200, JSON.stringify(cut.body));
+    assert.ok(cut.body.usage.input_tokens + 16 <= 256);
+  } finally {
+    await small.close();
+  }
 });
 
 test('conversations: objects and lists validate; metadata updates; items added, listed, retrieved, deleted; 404s', async () => {

@@ -3,9 +3,9 @@
  * assembles it (registry, store in a temporary data directory, the response
  * services, a debug logger whose lines the tests read), driven with inject.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -21,6 +21,15 @@ import { MODEL_DIR, requireModelDir } from './engine-helpers.ts';
 
 export const MODEL = 'mm-rec-tiny';
 
+/** mm-rec-tiny with another context length in its config.json (the graph linked, not copied). */
+export function withContextLength(contextLength: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mmrec-ctx-'));
+  const config = JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, context_length: contextLength }));
+  symlinkSync(resolve(MODEL_DIR, 'model.onnx'), join(dir, 'model.onnx'));
+  return dir;
+}
+
 export interface Harness {
   app: FastifyInstance;
   store: Store;
@@ -34,8 +43,9 @@ export interface Harness {
 }
 
 /** `extraIds`: the same model directory served again under these ids (a "different model" for states). */
-export async function harness(args: string[] = [], opts: { dataDir?: string; extraIds?: string[] } = {}): Promise<Harness> {
+export async function harness(args: string[] = [], opts: { dataDir?: string; extraIds?: string[]; modelDir?: string } = {}): Promise<Harness> {
   requireModelDir();
+  const modelDir = opts.modelDir ?? MODEL_DIR;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mmrec-responses-'));
   const config = (parseConfig(['--intra-op-threads', '1', '--data-dir', dataDir, ...args], {}) as { config: ServerConfig }).config;
   const logs: Array<Record<string, unknown>> = [];
@@ -51,7 +61,7 @@ export async function harness(args: string[] = [], opts: { dataDir?: string; ext
   const registry = new ModelRegistry(ids);
   const models: ServedModel[] = [];
   for (const id of ids) {
-    const m = await loadServedModel(config, id, MODEL_DIR, { onStep: () => steps.n++ }, log);
+    const m = await loadServedModel(config, id, modelDir, { onStep: () => steps.n++ }, log);
     registry.add(m);
     models.push(m);
   }

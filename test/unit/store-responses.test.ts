@@ -112,7 +112,7 @@ test('conversations: items, the state of the response that appended last, cleare
     await store.conversations.addItems(c.id, [item('i5')]);
     conv = (await store.conversations.get(c.id))!;
     assert.equal(conv.stateResponseId, 'resp_a');
-    assert.deepEqual((await store.conversations.itemsAfter(c.id, conv.stateSeq!, 100)).map((r) => r.item.id), ['i5']);
+    assert.deepEqual((await store.conversations.itemsBetween(c.id, conv.stateSeq!, Infinity, 100)).map((r) => r.item.id), ['i5']);
     // A response that read the conversation before i5 was added does not get to record its state.
     await store.conversations.appendResponse(c.id, conv.stateSeq!, 'resp_b', [item('i6')], true);
     conv = (await store.conversations.get(c.id))!;
