@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,responses | --only SECTION]
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,metrics,evals,batches,fine-tuning,responses | --only SECTION]
  *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]
  *   [--turns 1,8,32 (batching and responses sections) --runs N (responses section)]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
@@ -7,7 +7,10 @@
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
  * `--only` runs one section; `--tokens` sets the tokens per measurement of the
  * constraint section (default 128; fewer for a slow model). The metrics
- * section (text metrics of src/metrics) needs no model.
+ * section (text metrics of src/metrics) needs no model. The batches section
+ * (the Batch API against the real server) takes --batch-lines (200).
+ * section (text metrics of src/metrics) needs no model. The evals section runs
+ * eval runs of 200 items (--eval-items) with every item in flight vs one at a time.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
@@ -15,22 +18,28 @@ import { median, printTable } from './table.ts';
 import { benchHttpStreaming, withHttpServer } from './http.ts';
 import { CONSTRAINED_CASES, constraintFor, decodeSpeed, maskCost, setUpConstraints } from './constraint.ts';
 import { BATCHING_ARGS, batchingOptions, batchingSection } from './batching.ts';
+import { FINE_TUNING_ARGS, fineTuningOptions, fineTuningSection } from './fine-tuning.ts';
 import { metricsSection } from './metrics.ts';
+import { BATCHES_DEFAULTS, batchesSection } from './batches.ts';
+import { evalsSection } from './evals.ts';
 import { responsesSection } from './responses.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,responses' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,metrics,evals,batches,fine-tuning,responses' },
+    'eval-items': { type: 'string', default: '200' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
+    'batch-lines': { type: 'string', default: String(BATCHES_DEFAULTS.lines) },
     runs: { type: 'string', default: '3' },
     ...BATCHING_ARGS,
+    ...FINE_TUNING_ARGS,
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'responses'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'metrics', 'evals', 'batches', 'fine-tuning', 'responses'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -171,6 +180,9 @@ if (runs('http')) await httpSection();
 if (runs('constraint')) await constraintSection();
 if (runs('batching')) await batchingSection(modelDir, batchingOptions(values, values.batching!.split(',')));
 if (runs('metrics')) metricsSection();
+if (runs('batches')) await batchesSection(modelDir, { ...BATCHES_DEFAULTS, lines: Number(values['batch-lines']) });
+if (runs('fine-tuning')) await fineTuningSection(modelDir, fineTuningOptions(values));
+if (runs('evals')) await evalsSection(modelDir, { items: Number(values['eval-items']) });
 if (runs('responses')) {
   const sample = values.turns ? values.turns.split(',').map(Number) : [1, 8, 32];
   if (sample.some((t) => !Number.isSafeInteger(t) || t < 1)) throw new Error(`--turns takes positive integers separated by commas (got ${values.turns})`);

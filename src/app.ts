@@ -19,6 +19,11 @@ import { metricsRoutes } from './http/routes/metrics.ts';
 import { modelRoutes } from './http/routes/models.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { fineTuningRoutes } from './http/routes/fine-tuning.ts';
+import { batchRoutes } from './http/routes/batches.ts';
+import { batchEndpoints } from './serving/batch-endpoints.ts';
+import type { BatchService } from './serving/batches.ts';
+import { evalRoutes } from './http/routes/evals.ts';
+import type { EvalService } from './serving/evals.ts';
 import { responseRoutes } from './http/routes/responses.ts';
 import { conversationRoutes } from './http/routes/conversations.ts';
 import type { ResponsesServing } from './serving/responses.ts';
@@ -27,6 +32,7 @@ import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
 import { ApiError } from './protocol/errors.ts';
+import { DEFAULT_MAX_JSON_DEPTH } from './chat/json-depth.ts';
 import { Admission } from './serving/admission.ts';
 import { ChatServing } from './serving/chat.ts';
 import { CompletionServing } from './serving/completions.ts';
@@ -64,6 +70,10 @@ export interface AppOptions {
   files?: FileService;
   /** The fine-tuning API (needs the store and its worker); absent: no /v1/fine_tuning routes, and no model can be deleted. */
   fineTuning?: FineTuningService;
+  /** The Batch API (needs the store and its worker); absent: no /v1/batches routes. */
+  batches?: BatchService;
+  /** The Evals API (needs the store and its worker); absent: no /v1/evals routes. */
+  evals?: EvalService;
   /** Compiled reply constraints, shared with services made outside (the Responses API); absent: the app makes its own. */
   constraints?: ReplyConstraints;
   /** The Responses and Conversations APIs (need the store); absent: no /v1/responses or /v1/conversations routes. */
@@ -130,10 +140,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
   if (options.files) await app.register(fileRoutes, { service: options.files });
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
-  await app.register(chatRoutes, { serving: new ChatServing({ ...deps, constraints }) });
+  const chat = new ChatServing({ ...deps, constraints });
+  const completions = new CompletionServing(deps);
+  if (options.batches) {
+    const limits = { maxBodyBytes: options.maxBodySize ?? 1 << 20, maxJsonDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
+    await app.register(batchRoutes, { service: options.batches, endpoints: batchEndpoints({ chat, completions }), ...limits });
+  }
+  await app.register(chatRoutes, { serving: chat });
   if (options.responses) await app.register(responseRoutes, { serving: options.responses });
   if (options.conversations) await app.register(conversationRoutes, { service: options.conversations });
-  await app.register(completionRoutes, { serving: new CompletionServing(deps) });
+  await app.register(completionRoutes, { serving: completions });
+  if (options.evals) await app.register(evalRoutes, { service: options.evals });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

@@ -83,6 +83,26 @@ export interface ServerConfig {
   organization: string;
   /** Stored (fine-tuned) models loaded at once; the least recently used is unloaded past it. */
   maxLoadedModels: number;
+  /** Request lines one batch's input file may hold. */
+  batchMaxLines: number;
+  /** Largest input file a batch accepts, in bytes. */
+  batchMaxInputBytes: number;
+  /** Batch lines being served at once, over all batches. */
+  batchMaxInFlight: number;
+  /** Rows of the batched decode step background work (batch lines) may take; 0 = three quarters of maxBatchSize. */
+  maxBackgroundRows: number;
+  /** Eval runs graded at once; the rest wait in order. */
+  maxEvalRuns: number;
+  /** Items of one eval run in flight at once (their generations share the engine's batch). */
+  evalConcurrency: number;
+  /** Items one eval run may have. */
+  evalMaxItems: number;
+  /** Bytes of one eval item's JSON; also the characters a rendered template may have. */
+  evalMaxItemBytes: number;
+  /** Testing criteria one eval may have. */
+  evalMaxCriteria: number;
+  /** Bytes of an eval's item_schema. */
+  evalMaxSchemaBytes: number;
   /** The Responses and Conversations APIs: see docs/responses.md. */
   maxInputItems: number;
   maxConversationItems: number;
@@ -154,7 +174,17 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'trainingThreads', flag: 'training-threads', kind: 'int', default: '1', min: 1, max: 1024, help: 'PyTorch threads of a training job (inference keeps the other cores)' },
   { key: 'trainingNiceness', flag: 'training-niceness', kind: 'int', default: '10', min: 0, max: 19, help: 'added to a training process\'s niceness, so inference is scheduled first' },
   { key: 'organization', flag: 'organization', kind: 'string', default: 'mmrec', help: 'organization id of fine-tuning jobs, owner of fine-tuned models and part of their names (ft:<base>:<organization>:<suffix>:<job>)' },
+  { key: 'maxEvalRuns', flag: 'max-eval-runs', kind: 'int', default: '1', min: 0, max: 64, help: 'eval runs graded at once; the rest wait in order (0: runs are accepted but none runs)' },
+  { key: 'evalConcurrency', flag: 'eval-concurrency', kind: 'int', default: '48', min: 1, max: 4096, help: "items of one eval run in flight at once, as background work (the engine gives background generations 3/4 of --max-batch-size rows: 48 by default)" },
+  { key: 'evalMaxItems', flag: 'eval-max-items', kind: 'int', default: '10000', min: 1, max: 10000000, help: 'items one eval run may have (more: 400, or the run fails when a file holds more)' },
+  { key: 'evalMaxItemBytes', flag: 'eval-max-item-bytes', kind: 'int', default: String(256 * 1024), min: 1024, max: 1 << 30, help: "bytes of one eval item's JSON (a longer one is an errored result); also the characters a rendered eval template may have" },
+  { key: 'evalMaxCriteria', flag: 'eval-max-criteria', kind: 'int', default: '16', min: 1, max: 1024, help: 'testing criteria one eval may have (each may call a model once per item)' },
+  { key: 'evalMaxSchemaBytes', flag: 'eval-max-schema-bytes', kind: 'int', default: String(64 * 1024), min: 64, max: 1 << 26, help: "bytes of an eval's item_schema as JSON (its patterns run as automata of at most --max-pattern-states states)" },
   { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
+  { key: 'batchMaxLines', flag: 'batch-max-lines', kind: 'int', default: '50000', min: 1, max: 10_000_000, help: 'request lines one batch input file may hold (OpenAI: 50000); more: the batch fails validation' },
+  { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },
+  { key: 'batchMaxInFlight', flag: 'batch-max-in-flight', kind: 'int', default: '64', min: 1, max: 100000, help: 'batch lines being served at once over all batches (the engine gives them only the rows interactive requests leave)' },
+  { key: 'maxBackgroundRows', flag: 'max-background-rows', kind: 'int', default: '0', min: 0, max: 4096, help: 'rows of the batched decode step that batch lines may take (the rest stay free for interactive requests); fewer: interactive requests slowed less by a running batch, batches slower (0 = three quarters of --max-batch-size)' },
   { key: 'maxInputItems', flag: 'max-input-items', kind: 'int', default: '2048', min: 1, max: 1 << 20, help: 'items one /v1/responses request\'s input may have (more: 400)' },
   { key: 'maxConversationItems', flag: 'max-conversation-items', kind: 'int', default: '10000', min: 1, max: 1 << 24, help: 'items a conversation may hold, and a chain of previous_response_id responses when it must be prefilled whole (more: 400)' },
   { key: 'responseRetentionBytes', flag: 'response-retention-bytes', kind: 'int', default: String(2 ** 30), min: 0, max: 2 ** 50, help: 'bytes all stored responses (items and end states) may take; the oldest are evicted past it' },

@@ -99,6 +99,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     responses: responseServices.responses,
     conversations: responseServices.conversations,
     constraints,
+    batches: stored.batches,
+    evals: stored.evals,
     registry,
     limits,
     grammarLimits,
@@ -120,16 +122,19 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
   // Jobs start once the models they may be based on are served.
-  const ready = loadModels(config, models, registry, log, metrics).then(async () => {
-    await stored.worker.start();
-    await responseServices.start();
-  });
+  const ready = loadModels(config, models, registry, log, metrics)
+    .then(() => Promise.all([stored.worker.start(), stored.batchWorker.start(), stored.evalWorker.start(), responseServices.start()]))
+    .then(() => {});
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     (stopping ??= (async () => {
       registry.markShuttingDown();
+      // Batch lines in flight go on while requests drain; no new one starts.
+      stored.batchWorker.stop();
+      // Eval runs stop their items in flight (left pending) and go back to the queue; they resume at the next start.
+      const evalsStopped = stored.evalWorker.close();
       log.info({ deadline_s: config.shutdownTimeout, in_flight: inFlight.count }, 'shutting down: no new requests; waiting for in-flight requests');
       // Stops listening at once; requests on open connections get 503 from here on.
       const closed = app.close();
@@ -147,8 +152,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       app.server.closeAllConnections();
       await closed;
       await ready.catch(() => {});
-      // Trainers save their state and stop; their jobs resume at the next start. So do background responses.
+      // Trainers save their state and stop; their jobs resume at the next start.
       await stored.worker.close();
+      // Lines still in flight stop unrecorded: they run again at the next start.
+      await stored.batchWorker.close();
+      await evalsStopped;
+      // Background responses still generating stay in progress: they are generated again at the next start.
       await responseServices.close();
       await Promise.allSettled(registry.list().map((m) => m.engine.close()));
       await store.close();

@@ -234,6 +234,64 @@ this card. The run is deterministic given the same PyTorch build and thread coun
 """
 
 
+def _size(path: str) -> str:
+    n = os.path.getsize(path)
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
+
+
+def render_finetune(cfg: dict, model_dir: str) -> str:
+    """The card of a directory written by mmrec.finetune, from its config.json's fine_tune section."""
+    ft = cfg["fine_tune"]
+    hp = ft["hyperparameters"]
+    m = cfg["model"]
+    state = cfg.get("initial_state")
+    base = cfg.get("base_model")
+    files = [f"| `{f}` | {_size(os.path.join(model_dir, f))} |" for f in ("model.onnx", state["file"] if state else None) if f and os.path.exists(os.path.join(model_dir, f))]
+    if ft["method"] == "state":
+        what = (f"**State tuning**: every weight of the base is frozen; only the initial recurrent state (one vector per layer, "
+                f"{m['n_layers']} × {m['d_model']} floats) was trained. Serve it with the base graph `{base['path']}/model.onnx` "
+                f"(`{base['model_id']}`, sha256 `{base['sha256']}`), starting every sequence from `{state['file']}` instead of zeros.")
+    else:
+        what = "**Full fine-tuning**: every weight was trained" + (
+            f", and the initial recurrent state the base started from (`{state['file']}`: sequences start from it instead of zeros)." if state else ".")
+    rows = "\n".join(f"| {k} | {v} |" for k, v in hp.items())
+    return f"""# {cfg['model_id']}
+
+Fine-tuned from `{ft['from_model']['model_id']}` (`{ft['from_model']['path']}`) by `kit/mmrec/finetune.py`.
+{what}
+
+Its architecture, chat format and skills are the base model's (see the base model's card);
+the fine-tuning data add to them.
+
+## Training
+
+| | |
+|---|---|
+| data | `{ft['training_file']['path']}` (sha256 `{ft['training_file']['sha256']}`), {ft['training_file']['examples_used']} of {ft['training_file']['examples']} conversations used |
+| steps | {ft['step']} of {ft['total_steps']} (epoch {ft['epoch']} of {hp['n_epochs']}) |
+| trained tokens | {ft['trained_tokens']:,} (assistant tokens that carried the loss) |
+| last epoch | train loss {ft['train_loss']:.4f}, mean token accuracy {100 * ft['train_mean_token_accuracy']:.1f}% |
+| seed | {ft['seed']} |
+| training time | {ft['elapsed_s']:.1f} s |
+| tokens new to the base | {ft['new_tokens']} |
+| PyTorch | {ft['torch']} |
+
+| hyperparameter | value |
+|---|---|
+{rows}
+
+AdamW (β 0.9/0.95), linear warm-up over `warmup_steps`, cosine decay to `min_lr_ratio` × the
+peak at the last step, gradient clipping at `clip`; the loss covers assistant output only.
+
+## Files
+
+| file | size |
+|---|---|
+{chr(10).join(files)}
+| `config.json` | model id, tokenizer, chat template{', initial state' if state else ''}{', base model' if base else ''}, this run's `fine_tune` record |
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Write a trained model directory's README.md from its retrain run.")
     ap.add_argument("--model-dir", required=True)

@@ -102,6 +102,42 @@ def batch_schedule(lengths: np.ndarray, batch_size: int, steps: int, seed: int, 
     return out[:steps]
 
 
+def epoch_schedule(lengths: np.ndarray, batch_size: int, epochs: int, seed: int, examples=None, pool: int = 64, jitter: float = 0.0) -> List[np.ndarray]:
+    """Conversation indices for every step of `epochs` full passes over `examples`
+    (default: every conversation), fixed by the seed.
+
+    Like batch_schedule, each epoch shuffles, sorts pools of `pool` batches by length
+    and shuffles the batch order; but every example is used once per epoch, so the
+    epoch's last pool may end in a smaller batch: ceil(n / batch_size) steps per epoch.
+    `jitter` > 0 sorts by log(length) + U(-jitter, jitter) instead, so that a data set
+    of one pool is not cut into the same batches at every epoch.
+    """
+    rng = np.random.default_rng(seed)
+    ex = np.arange(len(lengths)) if examples is None else np.asarray(examples, dtype=np.int64)
+    out: List[np.ndarray] = []
+    for _ in range(epochs):
+        perm = ex[rng.permutation(len(ex))]
+        batches = []
+        for p in range(0, len(perm), pool * batch_size):
+            chunk = perm[p : p + pool * batch_size]
+            key = np.log(np.maximum(lengths[chunk], 1)).astype(np.float64)
+            if jitter > 0:
+                key = key + rng.uniform(-jitter, jitter, len(chunk))
+            chunk = chunk[np.argsort(key, kind="stable")]
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        order = rng.permutation(len(batches))
+        out += [batches[i] for i in order]
+    return out
+
+
+def loss_tokens(ds: ChatDataset, max_len: int) -> np.ndarray:
+    """Per conversation, the number of positions that carry a loss once make_batch cuts it to max_len inputs."""
+    csum = np.concatenate([[0], np.cumsum(ds.mask, dtype=np.int64)])
+    start = ds.offsets[:-1].astype(np.int64)
+    n = np.minimum(max_len, ds.lengths() - 1)
+    return csum[start + 1 + n] - csum[start + 1]
+
+
 def iterate(
     ds: ChatDataset, batch_size: int, steps: int, seed: int, pad_id: int, max_len: int, start: int = 0
 ) -> Iterator[Tuple[int, np.ndarray, np.ndarray, int]]:

@@ -1,7 +1,9 @@
 """Greedy held-out evaluation of a checkpoint in PyTorch (for iterating on the
-model; the served ONNX model is evaluated by `npx tsx scripts/eval-model.ts`).
+model; the served ONNX model is evaluated by `npx tsx scripts/eval-model.ts`), or of
+a model directory through onnxruntime-node, initial state included (state tuning).
 
     cd kit && /usr/bin/python3 -m mmrec.evaluate --checkpoint ../runs/tiny/final.pt --data ../runs/tiny/data/heldout.jsonl
+    cd kit && /usr/bin/python3 -m mmrec.evaluate --model-dir ../runs/ft/final --data ../runs/newfact/eval.jsonl
 
 Prompts are rendered by the project's own chat template (kit/tools/tokenize.ts),
 and generated ids are decoded with its byte table, so what is scored here is what
@@ -30,6 +32,7 @@ from .model import MMRec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOKENIZE = os.path.join(REPO, "kit", "tools", "tokenize.ts")
+ONNX_GREEDY = os.path.join(REPO, "kit", "tools", "onnx-greedy.mjs")
 
 
 def _tsx(*args: str) -> None:
@@ -110,6 +113,26 @@ def greedy(model: MMRec, prompts: List[List[int]], eot: int, max_new: int = 48, 
     return outs
 
 
+def greedy_onnx(model_dir: str, prompts: List[List[int]], eot: int, max_new: int = 48) -> List[List[int]]:
+    """Greedy continuations from a model directory with onnxruntime-node: its model.onnx, or
+    for an initial-state directory the base's, each sequence starting from the directory's
+    initial state if it has one (kit/tools/onnx-greedy.mjs)."""
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    graph = cfg["base_model"]["path"] if "base_model" in cfg else model_dir
+    init = None
+    if "initial_state" in cfg:
+        init = {"file": os.path.abspath(os.path.join(model_dir, cfg["initial_state"]["file"])), "shapes": cfg["initial_state"]["shapes"]}
+    with tempfile.TemporaryDirectory() as d:
+        job = os.path.join(d, "job.json")
+        with open(job, "w") as f:
+            json.dump({"model": os.path.abspath(os.path.join(model_dir, graph, "model.onnx")), "prompts": prompts, "max_new": max_new, "eos": [eot],
+                       "initial_state": init}, f)
+        out = os.path.join(d, "out.json")
+        subprocess.run(["node", ONNX_GREEDY, job, out], check=True)
+        with open(out) as f:
+            return json.load(f)["generations"]
+
+
 def score(item: dict, parsed: dict) -> bool:
     exp = item["expect"]
     if "contains" in exp:
@@ -118,12 +141,15 @@ def score(item: dict, parsed: dict) -> bool:
     return any(c.get("name") == want["name"] and c.get("arguments") == want["arguments"] for c in parsed["tool_calls"])
 
 
-def evaluate(model: MMRec, heldout_path: str, vocab_cache: Optional[str] = None, show_failures: int = 3) -> Dict[str, dict]:
+def evaluate(model, heldout_path: str, vocab_cache: Optional[str] = None, show_failures: int = 3) -> Dict[str, dict]:
+    """`model`: an MMRec (PyTorch, weights rounded to fp16 first) or a model directory's path (onnxruntime)."""
     items = [json.loads(l) for l in open(heldout_path) if l.strip()]
     prompts = render_prompts(heldout_path)
     dec = Decoder(vocab_cache)
-    model = round_to_fp16(model).eval()
-    gens = greedy(model, prompts, dec.eot)
+    if isinstance(model, str):
+        gens = greedy_onnx(model, prompts, dec.eot)
+    else:
+        gens = greedy(round_to_fp16(model).eval(), prompts, dec.eot)
     per: Dict[str, dict] = defaultdict(lambda: {"n": 0, "correct": 0, "failures": []})
     for it, g in zip(items, gens):
         p = dec.parse(g)
@@ -156,15 +182,17 @@ def report(per: Dict[str, dict]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Greedy held-out evaluation of a checkpoint (PyTorch).")
-    ap.add_argument("--checkpoint", required=True)
+    ap = argparse.ArgumentParser(description="Greedy held-out evaluation of a checkpoint (PyTorch) or a model directory (onnxruntime).")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a checkpoint written by mmrec.train (evaluated in PyTorch)")
+    src.add_argument("--model-dir", help="a served model directory, initial-state directories included (evaluated with onnxruntime-node)")
     ap.add_argument("--data", required=True, help="heldout.jsonl from mmrec.corpus")
     ap.add_argument("--vocab-cache", help="where to keep the decode table between runs")
     ap.add_argument("--json", help="write the per-family results here")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    per = evaluate(load_checkpoint_model(a.checkpoint), a.data, a.vocab_cache)
+    per = evaluate(a.model_dir if a.model_dir else load_checkpoint_model(a.checkpoint), a.data, a.vocab_cache)
     for fam, f in per.items():
         for x in f["failures"]:
             print(f"FAIL {fam}: {json.dumps(x, ensure_ascii=False)}", file=sys.stderr)

@@ -8,7 +8,7 @@ data + arguments → same weights), periodic checkpoints (`<out>/ckpt.pt`) and
 an uninterrupted run would have had. `--device cuda` trains on a GPU (the CPU is
 the default); checkpoints are read back onto the CPU whatever they were saved from.
 
-Speed-ups, both exact for the loss being optimised:
+Speed-ups, both exact for the loss being optimised (mmrec/sft.py):
 - the LM head is evaluated only at positions that carry a loss (assistant tokens);
 - the softmax is restricted to the corpus vocabulary (tokens that never occur can
   never be targets). Their logits are then fixed by the output bias, which is set
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,40 +26,15 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .data import IGNORE, iterate, load_dataset
+from .data import iterate, load_dataset
 from .model import MMRec, MMRecConfig, PRESETS, count_parameters, get_config, load_checkpoint
-
-EOT = 100257
-UNSEEN_BIAS = -20.0
-
-
-def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
-def make_optimizer(model: MMRec, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    # No decay on norms and biases (1-D); decay on every matrix, the embedding included.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8
-    )
+from .sft import EOT, UNSEEN_BIAS, loss_and_correct, lr_at, make_optimizer, resolve_device, vocab_remap  # noqa: F401 (re-exported)
 
 
 def masked_loss(model: MMRec, inputs: torch.Tensor, labels: torch.Tensor, vocab: Optional[torch.Tensor], remap: Optional[torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over the positions whose label is not -100."""
-    x, _ = model.hidden(inputs, model.zero_state(inputs.size(0), inputs.device))
-    sel = labels != IGNORE
-    h = x[sel]
-    target = labels[sel]
-    if vocab is None:
-        return F.cross_entropy(model.head(h), target)
-    return F.cross_entropy(model.head(h, vocab), remap[target])
+    return loss_and_correct(model, inputs, labels, vocab, remap)[0]
 
 
 def save_checkpoint(path: str, model: MMRec, opt: torch.optim.Optimizer, step: int, args: dict, vocab: np.ndarray) -> None:
@@ -101,14 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device to train on; a CUDA device that is not there is an error, not a silent CPU run."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available to this PyTorch ({torch.__version__})")
-    return device
-
-
 def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
     device = resolve_device(a.device)
@@ -126,7 +92,7 @@ def main(argv=None) -> None:
         model = MMRec(cfg)
         model.load_state_dict(ckpt["model"])
         model.to(device)
-        opt = make_optimizer(model, a.lr, a.weight_decay)
+        opt = make_optimizer(model.parameters(), a.lr, a.weight_decay)
         opt.load_state_dict(ckpt["optimizer"])  # moves the optimizer state to the parameters' device
         start = ckpt["step"]
         print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
@@ -138,14 +104,11 @@ def main(argv=None) -> None:
         if not a.full_softmax:
             model.set_unseen_bias(torch.from_numpy(vocab_np), UNSEEN_BIAS)
         model.to(device)
-        opt = make_optimizer(model, a.lr, a.weight_decay)
+        opt = make_optimizer(model.parameters(), a.lr, a.weight_decay)
 
     vocab = remap = None
     if not a.full_softmax:
-        vocab = torch.from_numpy(vocab_np)
-        remap = torch.full((cfg.vocab_size,), -1, dtype=torch.long)
-        remap[vocab] = torch.arange(len(vocab))
-        vocab, remap = vocab.to(device), remap.to(device)
+        vocab, remap = vocab_remap(vocab_np, cfg.vocab_size, device)
 
     args_dict = vars(a)
     with open(os.path.join(a.out, "train-args.json"), "w") as f:

@@ -46,6 +46,11 @@ import { ModelOutputError } from './sampler/distribution.ts';
 
 export const DEFAULT_PREFILL_CHUNK = 256;
 export const DEFAULT_MAX_BATCH_SIZE = 64;
+/**
+ * Background prompts prefilled per round at most. A round's calls are queued at the model
+ * before an interactive prompt that arrives meanwhile: fewer of them keep its first token near.
+ */
+const BACKGROUND_PREFILLS_PER_ROUND = 1;
 /** With two decode lanes: rows per lane below which decoding stays in one lane. */
 const LANE_MIN_ROWS = 4;
 
@@ -165,6 +170,10 @@ interface PrefillTask {
   cachedTokens: number;
   /** Its states go into the state cache (not for a transient initial state). */
   cached: boolean;
+}
+
+function isInteractive(t: PrefillTask): boolean {
+  return t.members.some((s) => s.request.priority !== 'background');
 }
 
 function samePrompt(a: readonly number[], b: readonly number[]): boolean {
@@ -436,14 +445,19 @@ export class MMRecEngine implements Engine {
   /**
    * The oldest prompt's next chunk; short prompts behind it come along while the
    * round stays within one chunk's worth of tokens (many small prompts arriving
-   * together do not take a round each).
+   * together do not take a round each). Interactive prompts go before
+   * background ones, so batch work never delays an interactive first token
+   * by its own prefill.
    */
   private nextPrefills(): PrefillTask[] {
     const tasks: PrefillTask[] = [];
     let budget = this.prefillChunk;
-    for (const t of this.prefills) {
+    const ordered = [...this.prefills.filter(isInteractive), ...this.prefills.filter((t) => !isInteractive(t))];
+    let background = 0;
+    for (const t of ordered) {
       const left = t.end - t.pos;
       if (tasks.length > 0 && left > budget) break;
+      if (!isInteractive(t) && ++background > BACKGROUND_PREFILLS_PER_ROUND) break;
       tasks.push(t);
       budget -= left;
       if (budget <= 0) break;
@@ -465,17 +479,17 @@ export class MMRecEngine implements Engine {
   private admit(): void {
     let room = this.maxBatch - this.active;
     for (let i = 0; room > 0 && i < this.waiting.length; ) {
-      if (this.waiting[i].request.priority === 'background') i++;
+      if (this.waiting[i].request.priority === 'background' || !this.activate(this.waiting[i])) i++;
       else {
-        this.activate(this.waiting.splice(i, 1)[0]);
+        this.waiting.splice(i, 1);
         room--;
       }
     }
     let backgroundRoom = Math.min(room, this.maxBackground - this.activeBackground);
     for (let i = 0; backgroundRoom > 0 && i < this.waiting.length; ) {
-      if (this.waiting[i].request.priority !== 'background') i++;
+      if (this.waiting[i].request.priority !== 'background' || !this.activate(this.waiting[i])) i++;
       else {
-        this.activate(this.waiting.splice(i, 1)[0]);
+        this.waiting.splice(i, 1);
         backgroundRoom--;
       }
     }
@@ -505,8 +519,12 @@ export class MMRecEngine implements Engine {
     return [token];
   }
 
-  /** Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest. */
-  private activate(seq: Sequence): void {
+  /**
+   * Puts a generation in the batch: joins a prefill of the same prompt, or restores the longest cached prefix and prefills the rest.
+   * False when it should wait instead: another prompt is prefilling the same beginning, up to a point whose state will be cached
+   * (see prefillingPrefixOf), so it waits for that state rather than prefill the same tokens again.
+   */
+  private activate(seq: Sequence): boolean {
     const prompt = seq.request.promptIds;
     const end = prompt.length - 1;
     const variant = seq.request.initialState?.key ?? '';
@@ -514,9 +532,11 @@ export class MMRecEngine implements Engine {
     if (shared) {
       shared.members.push(seq);
       seq.cachedTokens = shared.cachedTokens;
-      return;
+      return true;
     }
     const cached = this.cache !== undefined && seq.request.initialState?.transient !== true;
+    // Waiting for another prefill's state helps only a prompt the cache serves (a transient state's never is).
+    if (cached && this.prefillingPrefixOf(prompt, variant, seq.request.priority === 'background')) return false;
     const keyPrefix = cached ? this.keyPrefixOf(seq.request) : [];
     let state: RecurrentState | undefined;
     let pos = 0;
@@ -532,10 +552,31 @@ export class MMRecEngine implements Engine {
     if (pos === end) {
       seq.state = state;
       this.decoding.push(seq);
-      return;
+      return true;
     }
     const cuts = [...new Set(seq.request.cacheBoundaries ?? [])].filter((b) => b > pos && b < end).sort((a, b) => a - b);
     this.prefills.push({ prompt, variant, keyPrefix, pos, end, state, cuts, members: [seq], cachedTokens: pos, cached });
+    return true;
+  }
+
+  /**
+   * Whether a prefill in progress has yet to reach a point that it caches (a cache boundary, or its end) and up to which `prompt`
+   * is the same: a long system prompt or few-shot block shared by lines that arrive together is then prefilled once, and the
+   * others restore it from the cache as soon as it is (prompts that are the same throughout share the prefill itself, above).
+   */
+  private prefillingPrefixOf(prompt: readonly number[], variant: string, background: boolean): boolean {
+    const end = prompt.length - 1;
+    for (const t of this.prefills) {
+      // An interactive prompt waits only for an interactive prefill: background ones yield to it (nextPrefills).
+      if (!t.cached || t.variant !== variant || t.members.length === 0 || (!background && !isInteractive(t))) continue;
+      const points = [...t.cuts, t.end].filter((c) => c > t.pos && c <= end);
+      if (points.length === 0) continue;
+      const far = Math.max(...points);
+      let same = 0;
+      while (same < far && prompt[same] === t.prompt[same]) same++;
+      if (points.some((c) => c <= same)) return true;
+    }
+    return false;
   }
 
   /** Aborted generations leave the batch (and the queue) before the next step. */

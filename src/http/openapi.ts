@@ -8,6 +8,8 @@ import { stringify } from 'yaml';
 import { buildApp } from '../app.ts';
 import type { FileService } from '../serving/files.ts';
 import type { FineTuningService } from '../serving/fine-tuning.ts';
+import type { BatchService } from '../serving/batches.ts';
+import type { EvalService } from '../serving/evals.ts';
 import type { ConversationService } from '../serving/conversations.ts';
 import type { ResponsesServing } from '../serving/responses.ts';
 import { ModelRegistry } from '../serving/registry.ts';
@@ -33,9 +35,11 @@ export async function collectRoutes(): Promise<CollectedRoute[]> {
   // Services are only registered here, never called: stand-ins are enough to document their routes.
   const files = { maxFileBytes: 1 } as FileService;
   const fineTuning = {} as FineTuningService;
+  const batches = { attach() {} } as unknown as BatchService;
+  const evals = {} as EvalService;
   const responses = {} as ResponsesServing;
   const conversations = {} as ConversationService;
-  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, responses, conversations });
+  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, batches, evals, responses, conversations });
   await app.ready();
   await app.close();
   return routes;

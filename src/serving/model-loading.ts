@@ -47,6 +47,7 @@ export async function loadServedModel(
     interOpThreads: config.interOpThreads || undefined,
     prefillChunkSize: config.prefillChunkSize || undefined,
     maxBatchSize: config.maxBatchSize,
+    maxBackgroundRows: config.maxBackgroundRows || undefined,
     decodeLanes: config.decodeLanes === 2 ? 2 : 1,
     stateCache: { maxBytes: config.stateCacheBytes, dir: config.stateCacheDir ? resolve(config.stateCacheDir) : undefined },
     log,

@@ -9,19 +9,31 @@ import type { ServerConfig } from '../config.ts';
 import { findPython, type PythonFound, type PythonMissing } from '../jobs/python.ts';
 import { DEFAULT_KIT_DIR } from '../jobs/fine-tuning/trainer.ts';
 import { FineTuningWorker, type BaseModel } from '../jobs/fine-tuning/worker.ts';
+import { BatchWorker } from '../jobs/batches/worker.ts';
+import { BatchService } from './batches.ts';
 import type { EngineOptions } from '../engine/engine.ts';
 import type { Store } from '../store/store.ts';
 import { prepareConstraints } from './constraints.ts';
 import { FileService } from './files.ts';
 import { FineTuningService } from './fine-tuning.ts';
+import { EvalRunWorker } from '../jobs/evals/worker.ts';
+import { internalGradingDeps } from '../evals/serving-deps.ts';
+import { Admission } from './admission.ts';
+import { ChatServing } from './chat.ts';
+import { EvalService } from './evals.ts';
 import { isStateTunedDir, loadServedModel } from './model-loading.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
 import { storedModelLoader, storedModels } from './stored-models.ts';
+import { DEFAULT_MAX_INPUT_CHARS } from '../metrics/index.ts';
 
 export interface StoredServices {
   files: FileService;
   fineTuning: FineTuningService;
   worker: FineTuningWorker;
+  batches: BatchService;
+  batchWorker: BatchWorker;
+  evals: EvalService;
+  evalWorker: EvalRunWorker;
 }
 
 /** What a fine-tuning job needs to know of a model: a configured one, or a stored one (from its config.json, without loading it). */
@@ -84,5 +96,50 @@ export function createStoredServices(
   void findOnce().then((p) =>
     p.ok ? log.info({ python: p.path, torch: p.torch, cuda: p.cuda }, `fine-tuning: ${p.path} (torch ${p.torch})`) : log.warn({ reason: p.reason }, `fine-tuning unavailable: ${p.reason}`),
   );
-  return { files: new FileService(store, config.maxFileBytes), fineTuning: new FineTuningService(store, worker, registry, organization), worker };
+  const batchWorker = new BatchWorker({ store, settings: { maxLines: config.batchMaxLines, maxInFlight: config.batchMaxInFlight }, log });
+  const evals = createEvalServices(config, store, registry, log);
+  return {
+    files: new FileService(store, config.maxFileBytes),
+    fineTuning: new FineTuningService(store, worker, registry, organization),
+    worker,
+    batches: new BatchService(store, batchWorker, config.batchMaxInputBytes),
+    batchWorker,
+    ...evals,
+  };
+}
+
+/** Eval runs sample and grade through chat completions made inside the server, with the limits HTTP requests have. */
+function createEvalServices(config: ServerConfig, store: Store, registry: ModelRegistry, log: Logger): { evals: EvalService; evalWorker: EvalRunWorker } {
+  const chat = new ChatServing({
+    registry,
+    // Internal requests take no admission slot (the run bounds its own concurrency); this one is never used.
+    admission: new Admission(1, 0),
+    limits: { maxTokens: config.maxTokens, maxN: config.maxN, maxRequestTokens: config.maxRequestTokens, maxRequestLogprobs: config.maxRequestLogprobs, maxJsonDepth: config.maxJsonDepth },
+    grammar: {
+      maxTools: config.maxTools,
+      maxSchemaDepth: config.maxSchemaDepth,
+      maxGrammarBytes: config.maxGrammarBytes,
+      maxGrammarBranches: config.maxGrammarBranches,
+      maxPatternStates: config.maxPatternStates,
+      cacheBytes: config.grammarCacheBytes,
+      constraintBytes: config.constraintBytes,
+    },
+  });
+  const itemSchema = { maxSchemaBytes: config.evalMaxSchemaBytes, patternStates: config.maxPatternStates };
+  const evalWorker = new EvalRunWorker({
+    store,
+    settings: {
+      maxRuns: config.maxEvalRuns,
+      concurrency: config.evalConcurrency,
+      maxItems: config.evalMaxItems,
+      maxItemBytes: config.evalMaxItemBytes,
+      itemSchema,
+      executor: { maxRenderChars: config.evalMaxItemBytes, defaultMaxTokens: config.maxTokens },
+    },
+    grading: internalGradingDeps({ chat, registry, maxRenderChars: config.evalMaxItemBytes, maxMetricChars: DEFAULT_MAX_INPUT_CHARS, maxTokens: config.maxTokens }),
+    modelExists: (name) => registry.describe(name).then(() => true, () => false),
+    log,
+  });
+  const evals = new EvalService(store, evalWorker, registry, { maxCriteria: config.evalMaxCriteria, maxItems: config.evalMaxItems, itemSchema });
+  return { evals, evalWorker };
 }

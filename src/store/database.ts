@@ -16,7 +16,9 @@ export async function openDatabase(path: string): Promise<Kysely<Database>> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const { error, results } = await new Migrator({ db, provider: migrations }).migrateToLatest();
+  // Migrations of different resources are independent (each creates its own tables): one added by a later
+  // release with a lower number than one already applied still runs.
+  const { error, results } = await new Migrator({ db, provider: migrations, allowUnorderedMigrations: true }).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     await db.destroy();

@@ -36,8 +36,8 @@ export class FilesRepository {
   }
 
   /** Moves staged bytes into place, then records the file: the row exists only once the bytes are complete. */
-  async create(staged: StagedBytes, input: { filename: string; purpose: string; expiresAfterSeconds?: number }): Promise<StoredFile> {
-    const id = newId('file-');
+  async create(staged: StagedBytes, input: { filename: string; purpose: string; expiresAfterSeconds?: number; id?: string }): Promise<StoredFile> {
+    const id = input.id ?? newId('file-');
     const { bytes, sha256 } = staged;
     this.dir.commitFile(staged, id);
     const createdAt = nowSeconds();
@@ -59,10 +59,18 @@ export class FilesRepository {
     return toFile(row);
   }
 
-  /** A file the server writes itself (a results file, a batch's output): staged and recorded in one go. */
-  async createFrom(content: Readable | AsyncIterable<Uint8Array>, input: { filename: string; purpose: string }): Promise<StoredFile> {
+  /**
+   * A file the server writes itself (a results file, a batch's output): staged and recorded in one go.
+   * `id`: one reserved beforehand (newFileId), so that a writer interrupted after recording it can tell it exists.
+   */
+  async createFrom(content: Readable | AsyncIterable<Uint8Array>, input: { filename: string; purpose: string; expiresAfterSeconds?: number; id?: string }): Promise<StoredFile> {
     const staged = await this.stage(content, Number.MAX_SAFE_INTEGER);
     return this.create(staged, input);
+  }
+
+  /** An id for a file to be created later (createFrom's `id`). */
+  newFileId(): string {
+    return newId('file-');
   }
 
   async get(id: string): Promise<StoredFile | undefined> {

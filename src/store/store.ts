@@ -6,8 +6,10 @@
  * data-dir.ts) is written once.
  */
 import type { Kysely } from 'kysely';
+import { BatchesRepository } from './batches.ts';
 import { DataDir } from './data-dir.ts';
 import { openDatabase } from './database.ts';
+import { EvalsRepository } from './evals.ts';
 import { FilesRepository } from './files.ts';
 import { FineTuningRepository, type JobCheckpoint } from './fine-tuning.ts';
 import { ModelsRepository, type StoredModel } from './models.ts';
@@ -36,6 +38,8 @@ export class Store {
   readonly files: FilesRepository;
   readonly fineTuning: FineTuningRepository;
   readonly models: ModelsRepository;
+  readonly batches: BatchesRepository;
+  readonly evals: EvalsRepository;
   readonly responses: ResponsesRepository;
   readonly conversations: ConversationsRepository;
 
@@ -47,6 +51,8 @@ export class Store {
     this.files = new FilesRepository(db, dataDir);
     this.fineTuning = new FineTuningRepository(db);
     this.models = new ModelsRepository(db);
+    this.batches = new BatchesRepository(db);
+    this.evals = new EvalsRepository(db);
     this.responses = new ResponsesRepository(db);
     this.conversations = new ConversationsRepository(db, options.maxConversationItems ?? DEFAULT_MAX_CONVERSATION_ITEMS);
   }

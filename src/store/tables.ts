@@ -88,6 +88,114 @@ export interface ModelsTable {
   job_id: string | null;
 }
 
+export interface BatchesTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** Seconds after their creation that the output and error files expire; null: never. */
+  output_expires_after: number | null;
+  status: string;
+  /** Where finalizing or cancelling leads: completed, expired, failed or cancelled (recorded with the transition into it). */
+  outcome: string | null;
+  /** JSON array of {code, message, param, line}, or null. */
+  errors: string | null;
+  /** The model every line names, when they all name the same one. */
+  model: string | null;
+  /** Reserved when the batch starts finalizing; the file exists once the batch has finished. */
+  output_file_id: string | null;
+  error_file_id: string | null;
+  total: number;
+  completed: number;
+  failed: number;
+  input_tokens: number;
+  cached_tokens: number;
+  output_tokens: number;
+  expires_at: number;
+  in_progress_at: number | null;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+}
+
+export interface BatchResultsTable {
+  seq: Generated<number>;
+  batch_id: string;
+  /** The input file's line (1-based). */
+  line: number;
+  /** 'output' or 'error': the file the line goes to. */
+  kind: string;
+  /** The output line, JSON. */
+  text: string;
+}
+
+/** An eval: its data source config and testing criteria, as normalised at creation (JSON). */
+export interface EvalsTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  updated_at: number;
+  name: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON: {type: "custom", item_schema, include_sample_schema}. */
+  data_source_config: string;
+  /** JSON array: the criteria as given, each with the id the server gave it. */
+  testing_criteria: string;
+}
+
+export interface EvalRunsTable {
+  seq: Generated<number>;
+  id: string;
+  eval_id: string;
+  created_at: number;
+  name: string;
+  /** The model sampled ('' for a jsonl data source). */
+  model: string;
+  status: string;
+  /** JSON: the data source as requested. */
+  data_source: string;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** JSON {code, message} or null. */
+  error: string | null;
+  /** JSON: the run's counters, updated in the same transaction as each item's result. */
+  result_counts: string;
+  per_model_usage: string;
+  per_testing_criteria_results: string;
+  /** 1 once every item of the data source has its row. */
+  items_ready: number;
+  /** How many times a worker took the run up (a restart resumes it). */
+  attempts: number;
+}
+
+export interface EvalRunItemsTable {
+  seq: Generated<number>;
+  id: string;
+  run_id: string;
+  eval_id: string;
+  created_at: number;
+  /** The item's position in the data source (datasource_item_id). */
+  item_index: number;
+  /** 'pending' until graded, then 'pass', 'fail' or 'error'. */
+  status: string;
+  /** JSON: {item, sample?} as the data source gave it; null when the line was not valid JSON. */
+  source: string | null;
+  /** JSON: why the item could not be read, or null. */
+  source_error: string | null;
+  /** JSON: the output item's sample, once graded. */
+  sample: string | null;
+  /** JSON array: one result per testing criterion, once graded. */
+  results: string | null;
+}
+
 export interface ResponsesTable {
   seq: Generated<number>;
   id: string;
@@ -169,6 +277,11 @@ export interface Database {
   fine_tuning_events: FineTuningEventsTable;
   fine_tuning_checkpoints: FineTuningCheckpointsTable;
   models: ModelsTable;
+  batches: BatchesTable;
+  batch_results: BatchResultsTable;
+  evals: EvalsTable;
+  eval_runs: EvalRunsTable;
+  eval_run_items: EvalRunItemsTable;
   responses: ResponsesTable;
   response_items: ResponseItemsTable;
   response_states: ResponseStatesTable;

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, envName, helpText, parseConfig, resolveModelDirs, SETTINGS, type ServerConfig } from '../../src/config.ts';
+import { configTable, replaceConfigTable } from '../../src/config-doc.ts';
 
 function parse(argv: string[], env: Record<string, string> = {}): ServerConfig {
   const r = parseConfig(argv, env);
@@ -98,4 +99,10 @@ test('model directories: scanned under --models-dir, named by directory, validat
   assert.throws(() => resolveModelDirs(parse(['--model', join(root, 'not-a-model')])), /is not a model directory/);
   assert.throws(() => resolveModelDirs(parse(['--models-dir', join(root, 'not-a-model')])), /no model directory/);
   assert.throws(() => resolveModelDirs(parse(['--models-dir', join(root, 'missing')])), /is not a directory/);
+});
+
+test("the README's configuration table is the settings table (npm run config-table rewrites it)", () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  assert.equal(replaceConfigTable(readme, configTable()), readme, 'README.md is stale: run `npm run config-table`');
+  for (const s of SETTINGS) assert.ok(readme.includes(`\`--${s.flag}\``), `--${s.flag} is documented`);
 });

@@ -29,6 +29,7 @@ import type { Method, ResolvedHyperparameters, TrainedPart, Hyperparameters } fr
 import type { ServedModel } from '../../serving/registry.ts';
 import type { JobRecord, JobStatus } from '../../store/fine-tuning.ts';
 import type { Store } from '../../store/store.ts';
+import { summarizeScores } from '../../evals/teacher-forcing.ts';
 import type { PythonFound, PythonMissing } from '../python.ts';
 import { resolveHyperparameters, totalSteps } from './hyperparameters.ts';
 import { TrainerProcess, type TrainerEvent } from './trainer.ts';
@@ -330,7 +331,12 @@ export class FineTuningWorker {
       resultFiles: [resultFile.id],
     });
     if (!done) return;
-    await this.store.fineTuning.addEvent(job.id, { level: 'info', type: 'metrics', message: `Training finished: ${finished.step} steps, ${finished.trained_tokens} tokens trained`, data: final });
+    await this.store.fineTuning.addEvent(job.id, {
+      level: 'info',
+      type: 'metrics',
+      message: `Training finished: ${finished.step} steps, ${finished.trained_tokens} tokens trained in ${finished.elapsed_s.toFixed(1)} s (${finished.tokens_per_s.toFixed(0)} tokens/s)`,
+      data: { ...final, trained_tokens: finished.trained_tokens, elapsed_s: finished.elapsed_s, tokens_per_s: finished.tokens_per_s },
+    });
     await this.event(job.id, 'info', `New fine-tuned model created: ${name}`);
     await this.event(job.id, 'info', 'The job has successfully completed');
   }
@@ -344,8 +350,9 @@ export class FineTuningWorker {
     } finally {
       await model.engine.close();
     }
-    const total = results.reduce((s, x) => ({ nll: s.nll + x.nll, tokens: s.tokens + x.tokens, correct: s.correct + x.correct }), { nll: 0, tokens: 0, correct: 0 });
-    return { loss: total.nll / Math.max(1, total.tokens), accuracy: total.correct / Math.max(1, total.tokens) };
+    // The same figures as the evals' perplexity and token accuracy (one definition: evals/teacher-forcing.ts).
+    const s = summarizeScores(results);
+    return { loss: s.loss, accuracy: s.meanTokenAccuracy };
   }
 
   /** OpenAI's naming: ft:<base>:<organization>:<suffix>:<job id>. */
