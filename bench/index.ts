@@ -1,15 +1,17 @@
 /**
- * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning | --only SECTION]
- *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]:
+ * npm run bench [-- --model DIR] [--sections engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning,responses | --only SECTION]
+ *   [--tokens N (constraint section)] [--batching decode,ttft,memory,limit] [batching options, see bench/batching.ts]
+ *   [--turns 1,8,32 (batching and responses sections) --runs N (responses section)]:
  * benchmark tables for one model directory. Default model: models/mm-rec-tiny.
  * Also takes a random 100M export
  * (cd kit && /usr/bin/python3 -m mmrec.export --random --preset 100m --out /tmp/mmrec-100m).
  * `--only` runs one section; `--tokens` sets the tokens per measurement of the
  * constraint section (default 128; fewer for a slow model). The metrics
  * section (text metrics of src/metrics) needs no model. The batches section
- * (the Batch API against the real server) takes --batch-lines (200).
- * section (text metrics of src/metrics) needs no model. The evals section runs
- * eval runs of 200 items (--eval-items) with every item in flight vs one at a time.
+ * (the Batch API against the real server) takes --batch-lines (200). The evals
+ * section runs eval runs of 200 items (--eval-items) with every item in flight
+ * vs one at a time. The responses section continues conversations by
+ * previous_response_id against resending them whole (--turns, --runs).
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_SAMPLING, GREEDY, benchDecode, benchSampler, benchTimeToFirstToken, loadForBench } from './engine.ts';
@@ -22,22 +24,24 @@ import { metricsSection } from './metrics.ts';
 import { BATCHES_DEFAULTS, batchesSection } from './batches.ts';
 import { evalsSection } from './evals.ts';
 import { embeddingsSection } from './embeddings.ts';
+import { responsesSection } from './responses.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/mm-rec-tiny' },
-    sections: { type: 'string', default: 'engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning' },
+    sections: { type: 'string', default: 'engine,http,constraint,batching,embeddings,metrics,evals,batches,fine-tuning,responses' },
     'eval-items': { type: 'string', default: '200' },
     only: { type: 'string' },
     tokens: { type: 'string', default: '128' },
     batching: { type: 'string', default: 'decode,ttft,memory,limit' },
     'batch-lines': { type: 'string', default: String(BATCHES_DEFAULTS.lines) },
+    runs: { type: 'string', default: '3' },
     ...BATCHING_ARGS,
     ...FINE_TUNING_ARGS,
   },
 });
 const modelDir = values.model!;
-const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'embeddings', 'metrics', 'evals', 'batches', 'fine-tuning'];
+const SECTIONS = ['engine', 'http', 'constraint', 'batching', 'embeddings', 'metrics', 'evals', 'batches', 'fine-tuning', 'responses'];
 const sections = values.only !== undefined ? [values.only] : values.sections!.split(',');
 for (const s of sections) if (!SECTIONS.includes(s)) throw new Error(`--sections / --only take ${SECTIONS.join(', ')} (got ${s})`);
 const constraintTokens = Number(values.tokens);
@@ -182,4 +186,9 @@ if (runs('metrics')) metricsSection();
 if (runs('batches')) await batchesSection(modelDir, { ...BATCHES_DEFAULTS, lines: Number(values['batch-lines']) });
 if (runs('fine-tuning')) await fineTuningSection(modelDir, fineTuningOptions(values));
 if (runs('evals')) await evalsSection(modelDir, { items: Number(values['eval-items']) });
+if (runs('responses')) {
+  const sample = values.turns ? values.turns.split(',').map(Number) : [1, 8, 32];
+  if (sample.some((t) => !Number.isSafeInteger(t) || t < 1)) throw new Error(`--turns takes positive integers separated by commas (got ${values.turns})`);
+  await responsesSection(modelDir, { turns: Math.max(...sample), runs: Number(values.runs), sample });
+}
 console.log(`\nbench done in ${((performance.now() - started) / 1000).toFixed(1)} s`);

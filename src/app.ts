@@ -26,6 +26,10 @@ import { batchEndpoints } from './serving/batch-endpoints.ts';
 import type { BatchService } from './serving/batches.ts';
 import { evalRoutes } from './http/routes/evals.ts';
 import type { EvalService } from './serving/evals.ts';
+import { responseRoutes } from './http/routes/responses.ts';
+import { conversationRoutes } from './http/routes/conversations.ts';
+import type { ResponsesServing } from './serving/responses.ts';
+import type { ConversationService } from './serving/conversations.ts';
 import type { FileService } from './serving/files.ts';
 import type { FineTuningService } from './serving/fine-tuning.ts';
 import { tokenizeRoutes } from './http/routes/tokenize.ts';
@@ -37,7 +41,7 @@ import { CompletionServing } from './serving/completions.ts';
 import { EmbeddingServing, type EmbeddingLimits } from './serving/embeddings.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import type { Limits } from './serving/params.ts';
-import type { GrammarLimits } from './serving/constraints.ts';
+import { ReplyConstraints, type GrammarLimits } from './serving/constraints.ts';
 import type { ModelRegistry } from './serving/registry.ts';
 import { TokenizeServing } from './serving/tokenize.ts';
 
@@ -77,6 +81,11 @@ export interface AppOptions {
   batches?: BatchService;
   /** The Evals API (needs the store and its worker); absent: no /v1/evals routes. */
   evals?: EvalService;
+  /** Compiled reply constraints, shared with services made outside (the Responses API); absent: the app makes its own. */
+  constraints?: ReplyConstraints;
+  /** The Responses and Conversations APIs (need the store); absent: no /v1/responses or /v1/conversations routes. */
+  responses?: ResponsesServing;
+  conversations?: ConversationService;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -133,19 +142,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     grammar: options.grammarLimits,
     warn: options.logger ? (fields: Record<string, unknown>, message: string) => options.logger!.warn(fields, message) : undefined,
   };
+  const constraints = options.constraints ?? new ReplyConstraints(options.grammarLimits, deps.warn);
   await app.register(healthRoutes, { registry: options.registry });
   await app.register(metricsRoutes, { metrics });
   const fineTuning = options.fineTuning;
   await app.register(modelRoutes, { registry: options.registry, deleteModel: fineTuning && ((id) => fineTuning.deleteModel(id)) });
   if (options.files) await app.register(fileRoutes, { service: options.files });
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
-  const chat = new ChatServing(deps);
+  const chat = new ChatServing({ ...deps, constraints });
   const completions = new CompletionServing(deps);
   if (options.batches) {
     const limits = { maxBodyBytes: options.maxBodySize ?? 1 << 20, maxJsonDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
     await app.register(batchRoutes, { service: options.batches, endpoints: batchEndpoints({ chat, completions }), ...limits });
   }
   await app.register(chatRoutes, { serving: chat });
+  if (options.responses) await app.register(responseRoutes, { serving: options.responses });
+  if (options.conversations) await app.register(conversationRoutes, { service: options.conversations });
   await app.register(completionRoutes, { serving: completions });
   if (options.evals) await app.register(evalRoutes, { service: options.evals });
   await app.register(embeddingRoutes, { serving: new EmbeddingServing({ registry: options.registry, admission, limits: options.embeddingLimits }) });

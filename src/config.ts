@@ -111,6 +111,12 @@ export interface ServerConfig {
   evalMaxCriteria: number;
   /** Bytes of an eval's item_schema. */
   evalMaxSchemaBytes: number;
+  /** The Responses and Conversations APIs: see docs/responses.md. */
+  maxInputItems: number;
+  maxConversationItems: number;
+  responseRetentionBytes: number;
+  responseRetentionSeconds: number;
+  maxBackgroundResponses: number;
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +198,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },
   { key: 'batchMaxInFlight', flag: 'batch-max-in-flight', kind: 'int', default: '64', min: 1, max: 100000, help: 'batch lines being served at once over all batches (the engine gives them only the rows interactive requests leave)' },
   { key: 'maxBackgroundRows', flag: 'max-background-rows', kind: 'int', default: '0', min: 0, max: 4096, help: 'rows of the batched decode step that batch lines may take (the rest stay free for interactive requests); fewer: interactive requests slowed less by a running batch, batches slower (0 = three quarters of --max-batch-size)' },
+  { key: 'maxInputItems', flag: 'max-input-items', kind: 'int', default: '2048', min: 1, max: 1 << 20, help: 'items one /v1/responses request\'s input may have (more: 400)' },
+  { key: 'maxConversationItems', flag: 'max-conversation-items', kind: 'int', default: '10000', min: 1, max: 1 << 24, help: 'items a conversation may hold, and a chain of previous_response_id responses when it must be prefilled whole (more: 400)' },
+  { key: 'responseRetentionBytes', flag: 'response-retention-bytes', kind: 'int', default: String(2 ** 30), min: 0, max: 2 ** 50, help: 'bytes all stored responses (items and end states) may take; the oldest are evicted past it' },
+  { key: 'responseRetentionSeconds', flag: 'response-retention-seconds', kind: 'int', default: String(30 * 24 * 3600), min: 0, max: 2 ** 40, help: 'seconds a stored response is kept (0 = no age limit); previous_response_id to an evicted one is a 404' },
+  { key: 'maxBackgroundResponses', flag: 'max-background-responses', kind: 'int', default: '16', min: 0, max: 100000, help: 'background responses queued or generating at once (more: 429); they generate in the batch rows interactive requests leave free' },
 ];
 
 export function envName(flag: string): string {

@@ -17,6 +17,8 @@ import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ModelRegistry } from './serving/registry.ts';
 import { createStoredServices } from './serving/stored-services.ts';
+import { createResponseServices } from './serving/response-services.ts';
+import { ReplyConstraints } from './serving/constraints.ts';
 import { Store } from './store/store.ts';
 import { loadServedModel } from './serving/model-loading.ts';
 import { prepareConstraints } from './serving/constraints.ts';
@@ -74,33 +76,41 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
-  const { store, report } = await Store.open(config.dataDir);
+  const { store, report } = await Store.open(config.dataDir, { maxConversationItems: config.maxConversationItems });
   log.info({ data_dir: store.dataDir.root, ...report }, `data directory ${store.dataDir.root}`);
   const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }));
+  const limits = {
+    maxTokens: config.maxTokens,
+    maxN: config.maxN,
+    maxRequestTokens: config.maxRequestTokens,
+    maxRequestLogprobs: config.maxRequestLogprobs,
+    maxJsonDepth: config.maxJsonDepth,
+  };
+  const grammarLimits = {
+    maxTools: config.maxTools,
+    maxSchemaDepth: config.maxSchemaDepth,
+    maxGrammarBytes: config.maxGrammarBytes,
+    maxGrammarBranches: config.maxGrammarBranches,
+    maxPatternStates: config.maxPatternStates,
+    cacheBytes: config.grammarCacheBytes,
+    constraintBytes: config.constraintBytes,
+  };
+  const admission = new Admission(config.maxConcurrency, config.maxQueue);
+  const constraints = new ReplyConstraints(grammarLimits, (fields, message) => log.warn(fields, message));
+  const responseServices = createResponseServices(config, store, registry, { admission, constraints, limits }, log);
   const app = await buildApp({
     files: stored.files,
     fineTuning: stored.fineTuning,
+    responses: responseServices.responses,
+    conversations: responseServices.conversations,
+    constraints,
     batches: stored.batches,
     evals: stored.evals,
     registry,
-    limits: {
-      maxTokens: config.maxTokens,
-      maxN: config.maxN,
-      maxRequestTokens: config.maxRequestTokens,
-      maxRequestLogprobs: config.maxRequestLogprobs,
-      maxJsonDepth: config.maxJsonDepth,
-    },
+    limits,
     embeddingLimits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens },
-    grammarLimits: {
-      maxTools: config.maxTools,
-      maxSchemaDepth: config.maxSchemaDepth,
-      maxGrammarBytes: config.maxGrammarBytes,
-      maxGrammarBranches: config.maxGrammarBranches,
-      maxPatternStates: config.maxPatternStates,
-      cacheBytes: config.grammarCacheBytes,
-      constraintBytes: config.constraintBytes,
-    },
-    admission: new Admission(config.maxConcurrency, config.maxQueue),
+    grammarLimits,
+    admission,
     metrics,
     apiKeys: config.apiKeys,
     allowedOrigins: parseAllowedOrigins(config.allowedOrigins),
@@ -119,7 +129,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   log.info({ url, port, config: redactedConfig(config) }, `listening on ${url} (OpenAI API under ${url}/v1)`);
 
   // Jobs start once the models they may be based on are served.
-  const ready = loadModels(config, models, registry, log, metrics).then(() => Promise.all([stored.worker.start(), stored.batchWorker.start(), stored.evalWorker.start()])).then(() => {});
+  const ready = loadModels(config, models, registry, log, metrics)
+    .then(() => Promise.all([stored.worker.start(), stored.batchWorker.start(), stored.evalWorker.start(), responseServices.start()]))
+    .then(() => {});
   ready.catch(() => {}); // the caller handles it; this only keeps it from counting as unhandled meanwhile
 
   let stopping: Promise<void> | undefined;
@@ -152,6 +164,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       // Lines still in flight stop unrecorded: they run again at the next start.
       await stored.batchWorker.close();
       await evalsStopped;
+      // Background responses still generating stay in progress: they are generated again at the next start.
+      await responseServices.close();
       await Promise.allSettled(registry.list().map((m) => m.engine.close()));
       await store.close();
       log.info('stopped');

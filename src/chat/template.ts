@@ -50,6 +50,13 @@ export interface RenderOptions {
   tools?: ToolSpec[];
   /** Append "\n<|assistant|>\n" so the model writes the next assistant message. */
   addGenerationPrompt?: boolean;
+  /**
+   * The messages continue a conversation already rendered (whose state a
+   * server kept): the first one is joined to it with "\n" as well, so these
+   * ids are exactly what rendering the whole conversation would add. Tools
+   * render at a conversation's start only, so they cannot be given here.
+   */
+  continuation?: boolean;
 }
 
 export interface RenderedChat {
@@ -112,6 +119,17 @@ export class ChatTemplate {
   }
 
   /**
+   * The tokens an assistant message is after the generation prompt: its
+   * content, its tool calls, "\n" and <|endoftext|>, as render() writes them.
+   * A model's generated tokens may spell the same text differently (".\n" as
+   * one token); these are the ones a later rendering of the conversation has.
+   */
+  replyTokens(message: Omit<ChatMessage, 'role'>): number[] {
+    const { ids } = this.render([{ ...message, role: 'assistant' }]);
+    return ids.slice(1 + this.nl.length);
+  }
+
+  /**
    * render() for request input: the texts are encoded first with
    * encodeTextAsync (a long one yields to the event loop between slices),
    * then assembled exactly as render() does.
@@ -143,7 +161,7 @@ export class ChatTemplate {
     const eot = t.special('endOfText');
 
     const emitMessage = (role: ChatRole | 'tools', roleToken: number, body: (train: boolean) => void, train: boolean, sourceIndex: number) => {
-      if (ids.length > 0) push(this.nl, false);
+      if (ids.length > 0 || options.continuation) push(this.nl, false);
       const start = ids.length;
       push([roleToken, ...this.nl], false);
       body(train);
@@ -154,6 +172,7 @@ export class ChatTemplate {
     };
 
     if (options.tools && options.tools.length > 0) {
+      if (options.continuation) throw new TemplateError('tools are rendered at the start of a conversation, not in a continuation', 'tools');
       const block = renderToolsBlock(options.tools);
       emitMessage('tools', t.special('tools'), () => push(encode(block), false), false, -1);
     }

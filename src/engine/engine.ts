@@ -25,7 +25,11 @@
  * prompt (the chat template's message ends: prefill chunks are split there), at
  * the end of the prompt, and at the end of the output (after one extra row step
  * that feeds the last generated token), so the next turn of a conversation
- * prefills only its new messages.
+ * prefills only its new messages. A request may also ask for the state after
+ * its prompt and after its output (onPromptState, onFinalState: the latter
+ * takes that same extra step, cache or not), and start from a transient
+ * state of its own, which the cache never sees: how a stored conversation is
+ * continued from its state alone.
  */
 import { statSync } from 'node:fs';
 import type { ConstraintMatcher, EmbedRequest, Engine, EngineStats, GenerateRequest, GeneratedToken, Generation, GenerationResult, ModelInfo, ScoreRequest, ScoreResult } from './types.ts';
@@ -141,6 +145,8 @@ interface Sequence {
   done: boolean;
   /** Done, and in the batch for one more step that feeds its last token, to cache the state after it. */
   tail: boolean;
+  /** How it ended, while its tail step runs before it settles (request.onFinalState). */
+  ending?: 'stop' | 'length';
   /** A decode step with this row is in flight. */
   stepping: boolean;
   /** Which of the two alternating decode lanes the row steps in (see schedule). */
@@ -163,6 +169,8 @@ interface PrefillTask {
   cuts: number[];
   members: Sequence[];
   cachedTokens: number;
+  /** Its states go into the state cache (not for a transient initial state). */
+  cached: boolean;
 }
 
 function isInteractive(t: PrefillTask): boolean {
@@ -549,12 +557,14 @@ export class MMRecEngine implements Engine {
       seq.cachedTokens = shared.cachedTokens;
       return true;
     }
-    if (this.cache && this.prefillingPrefixOf(prompt, variant, seq.request.priority === 'background')) return false;
-    const keyPrefix = this.keyPrefixOf(seq.request);
+    const cached = this.cache !== undefined && seq.request.initialState?.transient !== true;
+    // Waiting for another prefill's state helps only a prompt the cache serves (a transient state's never is).
+    if (cached && this.prefillingPrefixOf(prompt, variant, seq.request.priority === 'background')) return false;
+    const keyPrefix = cached ? this.keyPrefixOf(seq.request) : [];
     let state: RecurrentState | undefined;
     let pos = 0;
-    if (this.cache && end > 0) {
-      const hit = this.cache.lookup(keyPrefix.length > 0 ? [...keyPrefix, ...prompt] : prompt, end + keyPrefix.length);
+    if (cached && end > 0) {
+      const hit = this.cache!.lookup(keyPrefix.length > 0 ? [...keyPrefix, ...prompt] : prompt, end + keyPrefix.length);
       if (hit && hit.length > keyPrefix.length) {
         state = hit.state;
         pos = hit.length - keyPrefix.length;
@@ -568,7 +578,7 @@ export class MMRecEngine implements Engine {
       return true;
     }
     const cuts = [...new Set(seq.request.cacheBoundaries ?? [])].filter((b) => b > pos && b < end).sort((a, b) => a - b);
-    this.prefills.push({ prompt, variant, keyPrefix, pos, end, state, cuts, members: [seq], cachedTokens: pos });
+    this.prefills.push({ prompt, variant, keyPrefix, pos, end, state, cuts, members: [seq], cachedTokens: pos, cached });
     return true;
   }
 
@@ -581,7 +591,7 @@ export class MMRecEngine implements Engine {
     const end = prompt.length - 1;
     for (const t of this.prefills) {
       // An interactive prompt waits only for an interactive prefill: background ones yield to it (nextPrefills).
-      if (t.variant !== variant || t.members.length === 0 || (!background && !isInteractive(t))) continue;
+      if (!t.cached || t.variant !== variant || t.members.length === 0 || (!background && !isInteractive(t))) continue;
       const points = [...t.cuts, t.end].filter((c) => c > t.pos && c <= end);
       if (points.length === 0) continue;
       const far = Math.max(...points);
@@ -649,7 +659,7 @@ export class MMRecEngine implements Engine {
       return;
     }
     // The state at a boundary and at the end of the prompt is what a later request may continue from.
-    if (this.cache && (to === task.end || task.cuts[0] === to)) {
+    if (this.cache && task.cached && (to === task.end || task.cuts[0] === to)) {
       const key = task.keyPrefix.length > 0 ? [...task.keyPrefix, ...task.prompt] : task.prompt;
       this.cache.insert(key, to + task.keyPrefix.length, task.state);
     }
@@ -709,11 +719,19 @@ export class MMRecEngine implements Engine {
       s.state = out.state;
       if (s.tail) {
         // The state now covers the prompt and every generated token: the next turn starts here.
-        const keyPrefix = this.keyPrefixOf(s.request);
-        this.cache?.insert([...keyPrefix, ...s.request.promptIds, ...s.output], keyPrefix.length + s.request.promptIds.length + s.output.length, s.state);
+        if (this.cache && s.request.initialState?.transient !== true) {
+          const keyPrefix = this.keyPrefixOf(s.request);
+          this.cache.insert([...keyPrefix, ...s.request.promptIds, ...s.output], keyPrefix.length + s.request.promptIds.length + s.output.length, s.state);
+        }
+        if (s.ending && !s.done) {
+          this.observe(() => s.request.onFinalState?.(s.state!, s.output));
+          this.finish(s, s.ending);
+        }
         leaving.add(s);
         continue;
       }
+      // The first step of a row feeds the last prompt token: its state covers the whole prompt.
+      if (s.completionTokens === 0 && s.request.onPromptState) this.observe(() => s.request.onPromptState!(s.state!));
       if (s.done) {
         leaving.add(s);
         continue;
@@ -748,11 +766,28 @@ export class MMRecEngine implements Engine {
     if (leaving.size > 0) this.decoding = this.decoding.filter((s) => !leaving.has(s));
   }
 
-  /** Settles a generation that ended by itself; with the cache on it stays one more step as a tail row. */
+  /**
+   * Settles a generation that ended by itself; with the cache on it stays one
+   * more step as a tail row. With onFinalState it settles after that step.
+   */
   private end(seq: Sequence, reason: 'stop' | 'length', leaving: Set<Sequence>): void {
+    if (seq.request.onFinalState) {
+      seq.tail = true;
+      seq.ending = reason;
+      return;
+    }
     this.finish(seq, reason);
     if (this.cache) seq.tail = true;
     else leaving.add(seq);
+  }
+
+  /** A caller's state hook: its fault must not fail the generation or its batch mates. */
+  private observe(hook: () => void): void {
+    try {
+      hook();
+    } catch (e) {
+      this.options.log?.warn({ model: this.info.id, err: (e as Error).message }, 'a generation state hook threw');
+    }
   }
 }
 

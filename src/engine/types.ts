@@ -3,7 +3,7 @@
  * and abort signals; it knows nothing about HTTP, JSON or chat messages.
  */
 import type { StateCacheStats } from './state-cache.ts';
-import type { RecurrentState } from './state.ts';
+import type { RecurrentState, StateSpec } from './state.ts';
 import type { TokenMask } from './constraint/token-mask.ts';
 
 /** Per-request sampling settings, already validated and defaulted by the protocol layer. */
@@ -66,12 +66,32 @@ export interface GenerateRequest {
    * for them (EngineOptions.maxBackgroundRows). Default 'interactive'.
    */
   priority?: 'interactive' | 'background';
+  /**
+   * Called once, with the state after the whole prompt (when the first token
+   * is sampled): what a later request may continue from instead of the prompt.
+   */
+  onPromptState?: (state: RecurrentState) => void;
+  /**
+   * Called when the generation ends by itself (stop or length), with the
+   * state after the prompt and every generated token, and those tokens (the
+   * stop token included). It costs one more batched step (the row feeds its
+   * last token), with the state cache on or off, and the result settles after it.
+   */
+  onFinalState?: (state: RecurrentState, output: readonly number[]) => void;
 }
 
 export interface InitialState {
   key: string;
   /** batch 1; never modified. */
   state: RecurrentState;
+  /**
+   * A state of one conversation (a stored response's), not a model's: its
+   * prompts are neither looked up in nor added to the state cache, so the
+   * cache's namespaces do not grow with every conversation. Prompts that
+   * share `key` and tokens still share one prefill, so the same key must
+   * always name the same state.
+   */
+  transient?: boolean;
 }
 
 /**
@@ -190,6 +210,8 @@ export interface EngineStats {
 
 export interface Engine {
   readonly info: ModelInfo;
+  /** The graph's state tensors, which an initial state must match (engines that take none leave it out). */
+  readonly stateSpecs?: readonly StateSpec[];
   generate(request: GenerateRequest): Generation;
   /** Teacher-forced scores of many sequences, batched (engines without it cannot compute perplexity). */
   score?(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<ScoreResult[]>;

@@ -10,6 +10,8 @@ import type { FileService } from '../serving/files.ts';
 import type { FineTuningService } from '../serving/fine-tuning.ts';
 import type { BatchService } from '../serving/batches.ts';
 import type { EvalService } from '../serving/evals.ts';
+import type { ConversationService } from '../serving/conversations.ts';
+import type { ResponsesServing } from '../serving/responses.ts';
 import { ModelRegistry } from '../serving/registry.ts';
 
 type Json = Record<string, unknown>;
@@ -35,7 +37,9 @@ export async function collectRoutes(): Promise<CollectedRoute[]> {
   const fineTuning = {} as FineTuningService;
   const batches = { attach() {} } as unknown as BatchService;
   const evals = {} as EvalService;
-  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, batches, evals });
+  const responses = {} as ResponsesServing;
+  const conversations = {} as ConversationService;
+  const app = await buildApp({ registry: new ModelRegistry(), limits: { maxTokens: 1, maxN: 1 }, onRoute, files, fineTuning, batches, evals, responses, conversations });
   await app.ready();
   await app.close();
   return routes;

@@ -8,7 +8,7 @@ import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 import type { CompletionUsage, FinishReason } from '../protocol/common.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { admitAndRun, type Admission, type RunOptions } from './admission.ts';
-import { jsonReply, ReplyConstraints, toolChoice, type GrammarLimits, type LoosenedLog } from './constraints.ts';
+import { jsonReply, ReplyConstraints, replyLogitBias, toolChoice, visibleTools, type GrammarLimits, type LoosenedLog } from './constraints.ts';
 import { runChoice, type ChoiceOutcome, type ChoiceRequest, type Delta } from './generate.ts';
 import { asFunctionsError, legacyDelta, legacyFinishReason, legacyMessage, toolsFromFunctions } from './legacy-functions.ts';
 import { chatLogprobs } from './logprobs.ts';
@@ -25,6 +25,8 @@ export interface ServingDeps {
   grammar?: GrammarLimits;
   /** Where what a non-strict schema is not held to is logged. */
   warn?: LoosenedLog;
+  /** Compiled reply constraints, shared by the endpoints that constrain replies (absent: one of its own). */
+  constraints?: ReplyConstraints;
 }
 
 export type ChatResult =
@@ -49,7 +51,7 @@ export class ChatServing {
   private readonly constraints: ReplyConstraints;
 
   constructor(private readonly deps: ServingDeps) {
-    this.constraints = new ReplyConstraints(deps.grammar, deps.warn);
+    this.constraints = deps.constraints ?? new ReplyConstraints(deps.grammar, deps.warn);
   }
 
   /**
@@ -80,12 +82,8 @@ export class ChatServing {
     const tools = asInvalidRequest(() => toToolSpecs(req.tools));
     this.constraints.checkShape(tools, req.response_format);
     const choice = req.tool_choice ?? 'auto';
-    if (choice !== 'none' && choice !== 'auto' && !tools?.length) {
-      throw ApiError.invalid('tool_choice requires tools', 'tool_choice');
-    }
     const json = jsonReply(req.response_format);
-    // tool_choice "none": the model does not see the tools, so it cannot call them.
-    const shownTools = choice === 'none' || !tools?.length ? undefined : tools;
+    const shownTools = visibleTools(tools, choice);
     const rendered = await asInvalidRequestAsync(() => model.template.renderAsync(messages, { tools: shownTools, addGenerationPrompt: true }));
     const promptIds = rendered.ids;
     stats.promptTokens = promptIds.length;
@@ -102,17 +100,8 @@ export class ChatServing {
       topLogprobs: top,
     });
     // Compiled once (and cached), after the cheap checks and the context check.
-    const constraint = this.constraints.forReply(model, {
-      tools: shownTools && { list: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true },
-      json,
-    });
-    // Hidden tools are checked all the same, as OpenAI does.
-    if (!shownTools && tools?.length) this.constraints.forReply(model, { tools: { list: tools, choice: 'auto', parallel: true } });
-    const bias = new Map(logitBiasMap(model, req.logit_bias) ?? []);
-    // A reply never contains another message's role token: banned whatever logit_bias says.
-    for (const key of ['system', 'user', 'assistant', 'tool', 'tools'] as const) bias.set(model.tokenizer.special(key), -100);
-    // Without tools in the prompt a call has nothing to call: the tool-call marker is banned.
-    if (shownTools === undefined || shownTools.length === 0) bias.set(model.tokenizer.special('toolCall'), -100);
+    const constraint = this.constraints.forRequest(model, { tools, shown: shownTools, choice: toolChoice(choice), parallel: req.parallel_tool_calls ?? true, json });
+    const bias = replyLogitBias(model, logitBiasMap(model, req.logit_bias), shownTools);
     const stops = stopStrings(req.stop);
     const counter = tokenCounter(stats);
     const choices = Array.from({ length: n }, (_, i) => ({

@@ -93,6 +93,37 @@ export function toolChoice(choice: NonNullable<ChatCompletionRequest['tool_choic
   return typeof choice === 'object' ? { name: choice.function.name } : (choice as ToolChoice);
 }
 
+/**
+ * The tools a reply's prompt shows: none with tool_choice "none" (the model
+ * cannot call what it does not see). A choice that needs tools without any
+ * is a 400 on `param`.
+ */
+export function visibleTools<T extends ToolSpec>(tools: T[] | undefined, choice: unknown, param = 'tool_choice'): T[] | undefined {
+  if (choice !== 'none' && choice !== 'auto' && !tools?.length) throw ApiError.invalid('tool_choice requires tools', param);
+  return choice === 'none' || !tools?.length ? undefined : tools;
+}
+
+/** A reply never contains another message's role token, nor a tool call when the prompt shows no tools: banned whatever the request's logit_bias says. */
+export function replyLogitBias(model: ServedModel, requested: ReadonlyMap<number, number> | undefined, shown: readonly ToolSpec[] | undefined): Map<number, number> {
+  const bias = new Map(requested ?? []);
+  for (const key of ['system', 'user', 'assistant', 'tool', 'tools'] as const) bias.set(model.tokenizer.special(key), -100);
+  if (shown === undefined || shown.length === 0) bias.set(model.tokenizer.special('toolCall'), -100);
+  return bias;
+}
+
+/** What a request asks of its reply, for ReplyConstraints.forRequest. */
+export interface ReplyRequest {
+  /** Every tool of the request (checked even when hidden, as OpenAI does). */
+  tools?: ReplyTool[];
+  /** visibleTools(tools, …). */
+  shown?: ReplyTool[];
+  choice: ToolChoice;
+  parallel: boolean;
+  json?: ReplySpec['json'];
+  /** Calls only to these of the shown tools (the Responses API's allowed_tools); absent: any. */
+  callable?: ReplyTool[];
+}
+
 export class ReplyConstraints {
   private readonly cache = new Map<string, GrammarConstraint>();
 
@@ -163,6 +194,13 @@ export class ReplyConstraints {
     }
     this.cache.set(key, constraint);
     this.evict(constraint);
+    return constraint;
+  }
+
+  /** The constraint for a request's reply (undefined: free text); hidden tools are compiled all the same, so a bad one is still a 400. */
+  forRequest(model: ServedModel, r: ReplyRequest): TokenConstraint | undefined {
+    const constraint = this.forReply(model, { tools: r.shown && { list: r.callable ?? r.shown, choice: r.choice, parallel: r.parallel }, json: r.json });
+    if (!r.shown && r.tools?.length) this.forReply(model, { tools: { list: r.tools, choice: 'auto', parallel: true } });
     return constraint;
   }
 

@@ -12,7 +12,7 @@
  * carry tool-call events (a call's name, then pieces of its arguments) as the
  * tokens arrive.
  */
-import { ConstraintBlockedError, type GeneratedToken, type SamplingParams, type TokenConstraint, type TopLogprob } from '../engine/types.ts';
+import { ConstraintBlockedError, type GenerateRequest, type GeneratedToken, type InitialState, type SamplingParams, type TokenConstraint, type TopLogprob } from '../engine/types.ts';
 import { ApiError } from '../protocol/errors.ts';
 import { StreamingDetokenizer } from '../chat/detokenizer.ts';
 import { ToolCallStreamParser, type ToolCallEvent } from '../chat/tool-call-parser.ts';
@@ -37,6 +37,11 @@ export interface ChoiceRequest {
   cacheBoundaries?: readonly number[];
   /** Background work (batches, evaluations) yields the batch to interactive requests. */
   priority?: 'interactive' | 'background';
+  /** Start from this state (a stored conversation's) rather than from the model's own. */
+  initialState?: InitialState;
+  /** The engine's state hooks (see GenerateRequest). */
+  onPromptState?: GenerateRequest['onPromptState'];
+  onFinalState?: GenerateRequest['onFinalState'];
 }
 
 export interface EmittedToken {
@@ -110,6 +115,9 @@ export async function* runChoice(model: ServedModel, req: ChoiceRequest, signal?
       signal: own.signal,
       cacheBoundaries: req.cacheBoundaries,
       priority: req.priority,
+      ...(req.initialState ? { initialState: req.initialState } : {}),
+      onPromptState: req.onPromptState,
+      onFinalState: req.onFinalState,
     });
   } catch (e) {
     signal?.removeEventListener('abort', onAbort);

@@ -67,6 +67,7 @@ export async function loadServedModel(
   const served = createServedModel(
     {
       info,
+      stateSpecs: engine.stateSpecs,
       generate: (r) => engine.generate(r),
       score: (r, signal) => engine.score(r, signal),
       embed: (r, signal) => engine.embed(r, signal),
@@ -122,7 +123,9 @@ export async function stateTunedModel(id: string, dir: string, base: ServedModel
   const info = { ...base.info, id };
   const wrapped: Engine = {
     info,
-    generate: (r) => engine.generate({ ...r, initialState }),
+    stateSpecs: engine.stateSpecs,
+    // A request that continues a stored conversation brings that conversation's state (which began from this one).
+    generate: (r) => engine.generate({ ...r, initialState: r.initialState ?? initialState }),
     score: (requests, signal) => engine.score(requests.map((q) => ({ ...q, initialState })), signal),
     embed: (requests, signal) => engine.embed(requests.map((q) => ({ ...q, initialState })), signal),
     stats: () => engine.stats(),

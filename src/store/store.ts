@@ -13,10 +13,19 @@ import { EvalsRepository } from './evals.ts';
 import { FilesRepository } from './files.ts';
 import { FineTuningRepository, type JobCheckpoint } from './fine-tuning.ts';
 import { ModelsRepository, type StoredModel } from './models.ts';
+import { ConversationsRepository } from './conversations.ts';
+import { ResponsesRepository } from './responses.ts';
 import type { Database } from './tables.ts';
 
 export { TooLargeError } from './data-dir.ts';
 export { UnknownCursorError, type Page } from './pagination.ts';
+
+export const DEFAULT_MAX_CONVERSATION_ITEMS = 10_000;
+
+export interface StoreOptions {
+  /** Items one conversation may hold (--max-conversation-items). */
+  maxConversationItems?: number;
+}
 
 export interface StoreOpenReport {
   orphanFiles: number;
@@ -31,23 +40,28 @@ export class Store {
   readonly models: ModelsRepository;
   readonly batches: BatchesRepository;
   readonly evals: EvalsRepository;
+  readonly responses: ResponsesRepository;
+  readonly conversations: ConversationsRepository;
 
   private constructor(
     private readonly db: Kysely<Database>,
     readonly dataDir: DataDir,
+    options: StoreOptions,
   ) {
     this.files = new FilesRepository(db, dataDir);
     this.fineTuning = new FineTuningRepository(db);
     this.models = new ModelsRepository(db);
     this.batches = new BatchesRepository(db);
     this.evals = new EvalsRepository(db);
+    this.responses = new ResponsesRepository(db);
+    this.conversations = new ConversationsRepository(db, options.maxConversationItems ?? DEFAULT_MAX_CONVERSATION_ITEMS);
   }
 
   /** Opens (creating) the data directory and its database, applies migrations, and removes what a crash left behind. */
-  static async open(root: string): Promise<{ store: Store; report: StoreOpenReport }> {
+  static async open(root: string, options: StoreOptions = {}): Promise<{ store: Store; report: StoreOpenReport }> {
     const dataDir = new DataDir(root);
     const db = await openDatabase(dataDir.databasePath);
-    const store = new Store(db, dataDir);
+    const store = new Store(db, dataDir, options);
     const report = await store.removeOrphans();
     return { store, report };
   }

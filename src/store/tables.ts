@@ -196,6 +196,81 @@ export interface EvalRunItemsTable {
   results: string | null;
 }
 
+export interface ResponsesTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  completed_at: number | null;
+  model: string;
+  /** queued, in_progress, completed, incomplete, failed, cancelled. */
+  status: string;
+  background: number;
+  previous_response_id: string | null;
+  conversation_id: string | null;
+  /** The last item of the conversation the response saw. */
+  conversation_seq: number | null;
+  /** JSON: the request's settings (what the response object echoes, and what a background rerun needs). */
+  request: string;
+  /** JSON or null. */
+  usage: string | null;
+  /** JSON {code, message} or null. */
+  error: string | null;
+  /** JSON {reason} or null. */
+  incomplete_details: string | null;
+  /** What it keeps: its row's JSON, its items and its state. */
+  bytes: number;
+  /** Background runs started (a restart reruns an unfinished one). */
+  attempts: number;
+}
+
+export interface ResponseItemsTable {
+  seq: Generated<number>;
+  response_id: string;
+  /** 'input' or 'output'. */
+  kind: string;
+  /** The item's id (a client may send the same id again: not unique). */
+  id: string;
+  type: string;
+  call_id: string | null;
+  /** JSON of the item. */
+  data: string;
+}
+
+export interface ResponseStatesTable {
+  response_id: string;
+  /** The exact model (id and graph digest) the state came from. */
+  model_key: string;
+  /** What precedes a conversation's first message (instructions, tools): a state is only continued under the same. */
+  context_key: string;
+  /** dtype and shape of each tensor (engine/state-blob.ts). */
+  layout: string;
+  /** Tokens of the conversation the state covers. */
+  tokens: number;
+  state: Uint8Array;
+}
+
+export interface ConversationsTable {
+  seq: Generated<number>;
+  id: string;
+  created_at: number;
+  /** JSON object or null. */
+  metadata: string | null;
+  /** The response whose state covers the conversation's items up to state_seq (null: none does). */
+  state_response_id: string | null;
+  state_seq: number | null;
+}
+
+export interface ConversationItemsTable {
+  seq: Generated<number>;
+  conversation_id: string;
+  id: string;
+  type: string;
+  call_id: string | null;
+  /** The response that added it (null: added through the items API). */
+  response_id: string | null;
+  data: string;
+}
+
 export interface Database {
   files: FilesTable;
   fine_tuning_jobs: FineTuningJobsTable;
@@ -207,4 +282,9 @@ export interface Database {
   evals: EvalsTable;
   eval_runs: EvalRunsTable;
   eval_run_items: EvalRunItemsTable;
+  responses: ResponsesTable;
+  response_items: ResponseItemsTable;
+  response_states: ResponseStatesTable;
+  conversations: ConversationsTable;
+  conversation_items: ConversationItemsTable;
 }

@@ -31,6 +31,10 @@ test('openapi.yaml documents every endpoint, and its schemas compile', async () 
     '/v1/batches/{batch_id}/cancel',
     '/v1/chat/completions',
     '/v1/completions',
+    '/v1/conversations',
+    '/v1/conversations/{conversation_id}',
+    '/v1/conversations/{conversation_id}/items',
+    '/v1/conversations/{conversation_id}/items/{item_id}',
     '/v1/embeddings',
     '/v1/evals',
     '/v1/evals/{eval_id}',
@@ -50,6 +54,11 @@ test('openapi.yaml documents every endpoint, and its schemas compile', async () 
     '/v1/fine_tuning/jobs/{fine_tuning_job_id}/resume',
     '/v1/models',
     '/v1/models/{model}',
+    '/v1/responses',
+    '/v1/responses/input_tokens',
+    '/v1/responses/{response_id}',
+    '/v1/responses/{response_id}/cancel',
+    '/v1/responses/{response_id}/input_items',
   ]);
   const ajv = new Ajv2020.default({ strict: false });
   ajv.addSchema({ $id: 'doc', components: doc.components });
