@@ -151,16 +151,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (fineTuning) await app.register(fineTuningRoutes, { service: fineTuning });
   const chat = new ChatServing({ ...deps, constraints });
   const completions = new CompletionServing(deps);
+  const embeddings = new EmbeddingServing({ registry: options.registry, admission, limits: options.embeddingLimits });
   if (options.batches) {
     const limits = { maxBodyBytes: options.maxBodySize ?? 1 << 20, maxJsonDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
-    await app.register(batchRoutes, { service: options.batches, endpoints: batchEndpoints({ chat, completions }), ...limits });
+    await app.register(batchRoutes, { service: options.batches, endpoints: batchEndpoints({ chat, completions, embeddings, responses: options.responses }), ...limits });
   }
   await app.register(chatRoutes, { serving: chat });
   if (options.responses) await app.register(responseRoutes, { serving: options.responses });
   if (options.conversations) await app.register(conversationRoutes, { service: options.conversations });
   await app.register(completionRoutes, { serving: completions });
   if (options.evals) await app.register(evalRoutes, { service: options.evals });
-  await app.register(embeddingRoutes, { serving: new EmbeddingServing({ registry: options.registry, admission, limits: options.embeddingLimits }) });
+  await app.register(embeddingRoutes, { serving: embeddings });
   await app.register(tokenizeRoutes, { serving: new TokenizeServing(options.registry, options.limits) });
   return app;
 }

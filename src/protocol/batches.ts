@@ -20,7 +20,7 @@ export const BatchFileExpiration = Type.Object(
 export const CreateBatchRequest = Type.Object(
   {
     input_file_id: Type.String({ maxLength: 128, description: 'a file of purpose batch: one request per line (BatchRequestInput), at most --batch-max-lines lines and --batch-max-input-bytes bytes' }),
-    endpoint: Type.String({ maxLength: 128, description: 'served: /v1/chat/completions, /v1/completions; every line\'s url must be this endpoint' }),
+    endpoint: Type.String({ maxLength: 128, description: 'served: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses; every line\'s url must be this endpoint' }),
     completion_window: CompletionWindow,
     metadata: Type.Optional(Metadata),
     output_expires_after: Type.Optional(BatchFileExpiration),

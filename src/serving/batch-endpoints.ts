@@ -12,11 +12,15 @@ import type { TSchema } from 'typebox';
 import { ChatCompletionRequest } from '../protocol/chat.ts';
 import type { CompletionUsage } from '../protocol/common.ts';
 import { CompletionRequest } from '../protocol/completions.ts';
+import { EmbeddingRequest } from '../protocol/embeddings.ts';
+import { CreateResponseRequest, type ResponseUsage } from '../protocol/responses.ts';
 import { ApiError } from '../protocol/errors.ts';
 import type { LineUsage } from '../store/batches.ts';
 import type { RunOptions } from './admission.ts';
 import type { ChatServing } from './chat.ts';
 import type { CompletionServing } from './completions.ts';
+import type { EmbeddingServing } from './embeddings.ts';
+import type { ResponsesServing } from './responses.ts';
 import type { RequestStats } from './util.ts';
 
 export interface BatchEndpointSpec {
@@ -32,8 +36,6 @@ const BACKGROUND: RunOptions = { admission: false, priority: 'background' };
 
 /** Endpoints OpenAI runs in batches that this server does not serve: refused with a 400 that says so. */
 export const UNSERVED_BATCH_ENDPOINTS: Readonly<Record<string, string>> = {
-  '/v1/responses': 'the Responses API is not served by this server yet',
-  '/v1/embeddings': 'this server serves no embeddings',
   '/v1/moderations': 'this server serves no moderations',
   '/v1/images/generations': 'this server serves no images',
   '/v1/images/edits': 'this server serves no images',
@@ -46,6 +48,17 @@ function completionUsage(body: unknown): LineUsage | undefined {
   return { inputTokens: u.prompt_tokens, cachedTokens: u.prompt_tokens_details?.cached_tokens ?? 0, outputTokens: u.completion_tokens };
 }
 
+function responseUsage(body: unknown): LineUsage | undefined {
+  const u = (body as { usage?: ResponseUsage | null } | undefined)?.usage;
+  if (!u) return undefined;
+  return { inputTokens: u.input_tokens, cachedTokens: u.input_tokens_details.cached_tokens, outputTokens: u.output_tokens };
+}
+
+function embeddingUsage(body: unknown): LineUsage | undefined {
+  const u = (body as { usage?: { prompt_tokens: number } } | undefined)?.usage;
+  return u ? { inputTokens: u.prompt_tokens, cachedTokens: 0, outputTokens: 0 } : undefined;
+}
+
 function stats(): RequestStats {
   return { startedAt: performance.now() };
 }
@@ -56,7 +69,13 @@ function notStreamed<T>(r: { stream: false; body: T } | { stream: true }): T {
   return r.body;
 }
 
-export function batchEndpoints(serving: { chat: ChatServing; completions: CompletionServing }): Record<string, BatchEndpointSpec> {
+export function batchEndpoints(serving: {
+  chat: ChatServing;
+  completions: CompletionServing;
+  embeddings: EmbeddingServing;
+  responses?: ResponsesServing;
+}): Record<string, BatchEndpointSpec> {
+  const { responses } = serving;
   return {
     '/v1/chat/completions': {
       schema: ChatCompletionRequest,
@@ -68,5 +87,18 @@ export function batchEndpoints(serving: { chat: ChatServing; completions: Comple
       run: async (body, signal) => notStreamed(await serving.completions.create(body as CompletionRequest, signal, stats(), BACKGROUND)),
       usage: completionUsage,
     },
+    '/v1/embeddings': {
+      schema: EmbeddingRequest,
+      run: (body, signal) => serving.embeddings.create(body as EmbeddingRequest, signal, stats(), BACKGROUND),
+      usage: embeddingUsage,
+    },
+    // A line is a response created as a request would create it (stored unless `store: false`, so it can be continued).
+    ...(responses && {
+      '/v1/responses': {
+        schema: CreateResponseRequest,
+        run: async (body: Record<string, unknown>, signal: AbortSignal) => notStreamed(await responses.create(body as CreateResponseRequest, signal, stats(), BACKGROUND)),
+        usage: responseUsage,
+      },
+    }),
   };
 }

@@ -12,7 +12,7 @@ import { ApiError } from '../protocol/errors.ts';
 import type { CreateResponseRequest, InputTokensRequest, ItemsQuery, ResponseObject } from '../protocol/responses.ts';
 import { UnknownCursorError, type Store } from '../store/store.ts';
 import type { ResponseError, ResponseRecord, RetentionLimits, StoredState } from '../store/responses.ts';
-import { admitAndRun, type Admission } from './admission.ts';
+import { admitAndRun, type Admission, type RunOptions } from './admission.ts';
 import { cursorNotFound, parseLimit } from './files.ts';
 import { runChoice } from './generate.ts';
 import type { Limits } from './params.ts';
@@ -103,16 +103,16 @@ export class ResponsesServing {
    * wrong with the request is thrown before a stream starts, so it still gets
    * its HTTP status.
    */
-  async create(req: CreateResponseRequest, signal: AbortSignal, stats: RequestStats): Promise<ResponsesResult> {
+  async create(req: CreateResponseRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<ResponsesResult> {
     const prepared = await this.planner.prepare(req);
     stats.model = prepared.model.id;
     const counter = tokenCounter(stats);
-    const plan = await this.planner.plan(prepared, { onToken: counter() });
+    const plan = await this.planner.plan(prepared, { onToken: counter(), priority: opts.priority });
     stats.promptTokens = plan.restoredTokens + plan.promptTokens;
     if (req.background) return { stream: false, body: await this.enqueue(plan) };
     const id = randomId('resp_');
     const createdAt = nowSeconds();
-    return admitAndRun(this.deps.admission, req.stream === true, signal, {
+    return admitAndRun(opts.admission === false ? undefined : this.deps.admission, req.stream === true, signal, {
       stream: (release) => {
         stats.stream = true;
         return this.stream(plan, id, createdAt, signal, stats, release);

@@ -5,6 +5,7 @@
  * Greedy lines give the bodies the same requests get when sent directly; a
  * bad input file fails with its lines named; cancel keeps partial output; a
  * SIGKILLed server finishes the batch after a restart, every custom_id once.
+ * /v1/responses and /v1/embeddings lines answer as direct requests do.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -131,7 +132,73 @@ test('a bad input file fails validation with the lines named', async () => {
       [6, 'invalid_type', 'body.temperature'],
     ],
   );
-  await assert.rejects(client.batches.create({ input_file_id: created.input_file_id, endpoint: '/v1/responses' as never, completion_window: '24h' }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /Responses API/.test(e.message));
+  await assert.rejects(client.batches.create({ input_file_id: created.input_file_id, endpoint: '/v1/moderations' as never, completion_window: '24h' }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /no moderations/.test(e.message));
+  // A background response would answer "queued": a batch line needs its finished response.
+  const background = { custom_id: 'bg', method: 'POST' as const, url: '/v1/responses', body: { model: MODEL, input: 'Hello', background: true } };
+  const refused = await client.batches.create({ input_file_id: await upload(client, [background]), endpoint: '/v1/responses', completion_window: '24h' });
+  const failed = await until(client, refused.id, ['failed', 'completed']);
+  assert.deepEqual(failed.errors!.data!.map((e) => [e.line, e.code, e.param]), [[1, 'unsupported_value', 'body.background']]);
+});
+
+/**
+ * A response's content without what differs between two servings: ids, times, and how much of the prompt
+ * came from a cache (and output_text, which the SDK adds to what responses.create returns).
+ */
+function comparableResponse(body: Record<string, unknown>): unknown {
+  const { id: _id, created_at: _created, completed_at: _completed, output_text: _text, usage, output, ...rest } = body as {
+    id: string;
+    created_at: number;
+    completed_at: number;
+    output_text?: string;
+    usage: { input_tokens_details: unknown };
+    output: Array<Record<string, unknown>>;
+  };
+  const { input_tokens_details: _cached, ...counts } = usage;
+  return { ...rest, usage: counts, output: output.map(({ id: _itemId, ...item }) => item) };
+}
+
+test('/v1/responses and /v1/embeddings lines give what the same requests get directly; batch responses are stored', async () => {
+  const questions = ['What is the capital of France?', 'Hello!', 'What is 2 + 3?', 'What is the capital of Japan?'];
+  const responseLines: Line[] = questions.map((q, i) => ({ custom_id: `resp-${i}`, method: 'POST', url: '/v1/responses', body: { model: MODEL, input: q, max_output_tokens: 16, temperature: 0 } }));
+  const embeddingLines: Line[] = questions.map((q, i) => ({ custom_id: `emb-${i}`, method: 'POST', url: '/v1/embeddings', body: { model: MODEL, input: [q, `${q} Please.`], encoding_format: 'float' } }));
+  const run = async (input: Line[], endpoint: '/v1/responses' | '/v1/embeddings') => {
+    const created = await client.batches.create({ input_file_id: await upload(client, input), endpoint, completion_window: '24h' });
+    const done = await until(client, created.id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done.errors));
+    assert.deepEqual(done.request_counts, { total: input.length, completed: input.length, failed: 0 });
+    const out = await lines(client, done.output_file_id);
+    assert.deepEqual(out.map((o) => o.custom_id), input.map((l) => l.custom_id));
+    return { done, out };
+  };
+  const responses = await run(responseLines, '/v1/responses');
+  for (const [i, o] of responses.out.entries()) {
+    assert.equal(o.response!.status_code, 200);
+    assertOpenAI('Response', o.response!.body);
+    const direct = await client.responses.create(responseLines[i].body as never);
+    assert.deepEqual(comparableResponse(o.response!.body), comparableResponse(direct as never), o.custom_id);
+    // Stored as any response is: it can be retrieved and continued.
+    const stored = await client.responses.retrieve(o.response!.body.id as string);
+    assert.equal(stored.output_text, direct.output_text);
+  }
+  const sum = (f: (u: { input_tokens: number; output_tokens: number }) => number) => responses.out.reduce((a, o) => a + f(o.response!.body.usage as never), 0);
+  assert.equal(responses.done.usage!.input_tokens, sum((u) => u.input_tokens));
+  assert.equal(responses.done.usage!.output_tokens, sum((u) => u.output_tokens));
+
+  const embeddings = await run(embeddingLines, '/v1/embeddings');
+  for (const [i, o] of embeddings.out.entries()) {
+    assert.equal(o.response!.status_code, 200);
+    const body = o.response!.body as unknown as { data: Array<{ index: number; embedding: number[] }>; usage: { prompt_tokens: number } };
+    assertOpenAI('CreateEmbeddingResponse', body);
+    const direct = await client.embeddings.create(embeddingLines[i].body as never);
+    assert.equal(body.usage.prompt_tokens, direct.usage.prompt_tokens);
+    assert.equal(body.data.length, 2);
+    for (const [j, d] of body.data.entries()) {
+      const want = direct.data[j].embedding as unknown as number[];
+      assert.equal(d.embedding.length, want.length);
+      // Batched with other rows or alone, a vector is the same pooled state up to float rounding.
+      assert.ok(d.embedding.every((x, k) => Math.abs(x - want[k]) < 1e-4), `${o.custom_id}[${j}] equals the direct embedding`);
+    }
+  }
 });
 
 test('cancel keeps the lines that finished', async () => {

@@ -142,5 +142,6 @@ export function parseLine(raw: RawLine, endpointUrl: string, serving: LineServin
   if (refused) return problem(line, refused.code ?? 'invalid_request', `Line ${line}: ${refused.message}`, refused.param ? `body.${refused.param}` : 'body');
   const body = input.body as Record<string, unknown>;
   if (body.stream === true) return problem(line, 'unsupported_value', `Line ${line}: "stream": true is not supported in a batch: each line gets one response body.`, 'body.stream');
+  if (body.background === true) return problem(line, 'unsupported_value', `Line ${line}: "background": true is not supported in a batch: a batch line already runs in the background and gets its finished response.`, 'body.background');
   return { line, customId, body };
 }
