@@ -1,10 +1,11 @@
 /**
  * npx tsx bench/fine-tuning.ts [--model models/mm-rec-tiny] [--ft-epochs 3] [--ft-streams 16] [--ft-stream-tokens 96]
+ *   [--ft-rounds 3] [--ft-niceness 10]
  * (also `npm run bench -- --only fine-tuning`)
  *
  * Fine-tuning through the API, measured against a started server:
  *   1. training tokens/s inside a job vs the kit's trainer run alone on the
- *      same prepared data and arguments (goal ≥ 0.9), side by side;
+ *      same prepared data and arguments (goal ≥ 0.9), in alternating rounds;
  *   2. the time from jobs.create to the first completion from the fine-tuned
  *      model, for the 200-example file of mmrec.newfact;
  *   3. the aggregate decode speed of 16 concurrent streams with no job, and
@@ -16,16 +17,33 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPython } from '../src/jobs/python.ts';
-import { printTable } from './table.ts';
+import { median, printTable } from './table.ts';
 
 export const FINE_TUNING_ARGS = {
   'ft-epochs': { type: 'string', default: '3' },
   'ft-streams': { type: 'string', default: '16' },
   'ft-stream-tokens': { type: 'string', default: '96' },
+  'ft-rounds': { type: 'string', default: '3' },
+  'ft-niceness': { type: 'string', default: '10' },
 } as const;
 
-export function fineTuningOptions(values: { [K in keyof typeof FINE_TUNING_ARGS]?: string }): { epochs: number; streams: number; streamTokens: number } {
-  return { epochs: Number(values['ft-epochs'] ?? 3), streams: Number(values['ft-streams'] ?? 16), streamTokens: Number(values['ft-stream-tokens'] ?? 96) };
+export interface FineTuningBenchOptions {
+  epochs: number;
+  streams: number;
+  streamTokens: number;
+  rounds: number;
+  /** --training-niceness of the server (its default, 10). */
+  niceness: number;
+}
+
+export function fineTuningOptions(values: { [K in keyof typeof FINE_TUNING_ARGS]?: string }): FineTuningBenchOptions {
+  return {
+    epochs: Number(values['ft-epochs'] ?? 3),
+    streams: Number(values['ft-streams'] ?? 16),
+    streamTokens: Number(values['ft-stream-tokens'] ?? 96),
+    rounds: Number(values['ft-rounds'] ?? 3),
+    niceness: Number(values['ft-niceness'] ?? 10),
+  };
 }
 
 interface Server {
@@ -33,8 +51,8 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(model: string, dataDir: string): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', model, '--data-dir', dataDir, '--max-training-jobs', '1', '--training-threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(model: string, dataDir: string, niceness: number): Promise<Server> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', model, '--data-dir', dataDir, '--max-training-jobs', '1', '--training-threads', '1', '--training-niceness', String(niceness)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const url = await new Promise<string>((resolveUrl, reject) => {
     let buf = '';
@@ -119,7 +137,7 @@ async function streams(url: string, model: string, n: number, tokens: number): P
   return (n * tokens) / ((end - start) / 1000);
 }
 
-export async function fineTuningSection(modelDir: string, opts: { epochs: number; streams: number; streamTokens: number }): Promise<void> {
+export async function fineTuningSection(modelDir: string, opts: FineTuningBenchOptions): Promise<void> {
   const python = await findPython(process.env.MMREC_PYTHON ?? '');
   if (!python.ok) throw new Error(`the fine-tuning bench needs the model kit's Python: ${python.reason}`);
   const kit = resolve('kit');
@@ -129,39 +147,50 @@ export async function fineTuningSection(modelDir: string, opts: { epochs: number
   const model = resolve(modelDir);
   const modelId = model.split('/').pop()!;
   const dataDir = mkdtempSync(join(tmpdir(), 'mmrec-ftbench-data-'));
-  const server = await startServer(model, dataDir);
+  const server = await startServer(model, dataDir, opts.niceness);
   try {
     const file = await uploadFile(server.url, join(data, 'train.jsonl'));
 
-    // 2. create → first completion from the fine-tuned model; and the job's own trainer speed (1).
-    const t0 = performance.now();
-    const created = await api<Job>(server.url, '/fine_tuning/jobs', { model: modelId, training_file: file, hyperparameters: { n_epochs: opts.epochs, batch_size: 8 } });
-    const done = await waitForJob(server.url, created.id);
-    if (done.status !== 'succeeded') throw new Error(`the job ${done.status}: ${JSON.stringify(done.error)}`);
-    const tTrained = performance.now();
-    await api(server.url, '/chat/completions', { model: done.fine_tuned_model, messages: [{ role: 'user', content: 'What is the code of the blue door?' }], max_tokens: 16, temperature: 0 });
-    const tFirst = performance.now();
-    const jobRate = await trainerTokensPerSecond(server.url, created.id);
+    // 1 and 2, in rounds that alternate a job and the kit alone on the job's own prepared data and arguments,
+    // so that a change in the machine's load hits both: training tokens/s (medians), and create → first completion.
+    const jobRates: number[] = [];
+    const kitRates: number[] = [];
+    const trainedSeconds: number[] = [];
+    const firstSeconds: number[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      const t0 = performance.now();
+      const created = await api<Job>(server.url, '/fine_tuning/jobs', { model: modelId, training_file: file, hyperparameters: { n_epochs: opts.epochs, batch_size: 8 } });
+      const done = await waitForJob(server.url, created.id);
+      if (done.status !== 'succeeded') throw new Error(`the job ${done.status}: ${JSON.stringify(done.error)}`);
+      const tTrained = performance.now();
+      await api(server.url, '/chat/completions', { model: done.fine_tuned_model, messages: [{ role: 'user', content: 'What is the code of the blue door?' }], max_tokens: 16, temperature: 0 });
+      firstSeconds.push((performance.now() - t0) / 1000);
+      trainedSeconds.push((tTrained - t0) / 1000);
+      jobRates.push(await trainerTokensPerSecond(server.url, created.id));
+      const alone = spawnSync(
+        python.path,
+        [
+          '-m', 'mmrec.finetune',
+          '--base-model', model,
+          '--train', join(dataDir, 'jobs', created.id, 'train.mmrecds'),
+          '--out', mkdtempSync(join(tmpdir(), 'mmrec-ftbench-kit-')),
+          '--epochs', String(opts.epochs),
+          '--batch-size', '8',
+          '--threads', '1',
+        ],
+        { cwd: kit, encoding: 'utf8', maxBuffer: 64 << 20 },
+      );
+      if (alone.status !== 0) throw new Error(alone.stderr.slice(-500));
+      const finished = alone.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'finished');
+      kitRates.push(finished.tokens_per_s as number);
+    }
+    const ratios = jobRates.map((r, i) => r / kitRates[i]);
+    const jobRate = median(jobRates);
+    const kitRate = median(kitRates);
 
-    // 1'. The kit alone, on the same prepared data and arguments, right after.
-    const alone = spawnSync(
-      python.path,
-      [
-        '-m', 'mmrec.finetune',
-        '--base-model', model,
-        '--train', join(dataDir, 'jobs', created.id, 'train.mmrecds'),
-        '--out', mkdtempSync(join(tmpdir(), 'mmrec-ftbench-kit-')),
-        '--epochs', String(opts.epochs),
-        '--batch-size', '8',
-        '--threads', '1',
-      ],
-      { cwd: kit, encoding: 'utf8', maxBuffer: 64 << 20 },
-    );
-    if (alone.status !== 0) throw new Error(alone.stderr.slice(-500));
-    const finished = alone.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'finished');
-    const kitRate = finished.tokens_per_s as number;
-
-    // 3. 16 streams: with no job, then while one trains (cancelled afterwards).
+    // 3. 16 streams: with no job, then while one trains (cancelled afterwards), then with none again.
+    // A first untimed round: the engine's first batch of this width allocates and warms up (it ran at ~60% speed).
+    await streams(server.url, modelId, opts.streams, opts.streamTokens);
     const idle = await streams(server.url, modelId, opts.streams, opts.streamTokens);
     const busy = await api<Job>(server.url, '/fine_tuning/jobs', { model: modelId, training_file: file, hyperparameters: { n_epochs: 50, batch_size: 8 } });
     while ((await stepEvents(server.url, busy.id)) < 2) await new Promise((r) => setTimeout(r, 200));
@@ -172,9 +201,10 @@ export async function fineTuningSection(modelDir: string, opts: { epochs: number
       `Fine-tuning through the API (mmrec.newfact: ${readFileSync(join(data, 'train.jsonl'), 'utf8').trim().split('\n').length} examples, ${opts.epochs} epochs, batch 8)`,
       ['measure', 'value'],
       [
-        ['training tokens/s: in a job (threads 1, niceness 10) / the kit alone (threads 1)', `${jobRate.toFixed(0)} / ${kitRate.toFixed(0)} = ${(jobRate / kitRate).toFixed(2)}`],
-        ['jobs.create → job succeeded', `${((tTrained - t0) / 1000).toFixed(1)} s`],
-        ['jobs.create → first completion from the fine-tuned model', `${((tFirst - t0) / 1000).toFixed(1)} s`],
+        [`training tokens/s, medians of ${opts.rounds}: in a job (threads 1, niceness ${opts.niceness}) / the kit alone (threads 1)`, `${jobRate.toFixed(0)} / ${kitRate.toFixed(0)} = ${(jobRate / kitRate).toFixed(2)}`],
+        ['  the same, per round (job / kit alone)', ratios.map((r) => r.toFixed(2)).join(', ')],
+        ['jobs.create → job succeeded (median)', `${median(trainedSeconds).toFixed(1)} s`],
+        ['jobs.create → first completion from the fine-tuned model (median)', `${median(firstSeconds).toFixed(1)} s`],
         [`${opts.streams} streams × ${opts.streamTokens} tokens: no job / a job training / after`, `${idle.toFixed(0)} / ${training.toFixed(0)} / ${after.toFixed(0)} tok/s`],
         ['decode slowdown while a job trains', `${((1 - training / ((idle + after) / 2)) * 100).toFixed(0)}%`],
       ],
