@@ -53,27 +53,13 @@ export class EmbeddingServing {
   }
 
   async create(req: EmbeddingRequest, signal: AbortSignal, stats: RequestStats, opts: RunOptions = {}): Promise<EmbeddingResponse> {
-    const model = await this.deps.registry.resolve(req.model);
+    const model = await this.embeddingModel(req.model);
     stats.model = model.id;
-    const engine = model.engine;
-    const blocks = model.info.stateSizes;
-    if (!engine.embed || !blocks?.length) throw ApiError.invalid(`The model \`${req.model}\` does not serve embeddings.`, 'model', 'model_not_supported');
-    const dimensions = this.dimensions(req, blocks);
-    const inputs = await this.tokenize(model, req.input);
-    const framed = inputs.map((ids) => frame(model, ids));
+    const dimensions = this.dimensions(req, model.info.stateSizes!);
+    const framed = await this.inputs(model, req.input);
     const promptTokens = framed.reduce((n, ids) => n + ids.length, 0);
     stats.promptTokens = promptTokens;
-
-    const release = opts.admission === false || !this.deps.admission ? () => {} : await this.deps.admission.acquire(signal);
-    let vectors: Float32Array[];
-    try {
-      vectors = await engine.embed(framed.map((ids) => ({ ids })), signal);
-    } catch (e) {
-      if (signal.aborted) throw abortError(signal);
-      throw e;
-    } finally {
-      release();
-    }
+    const vectors = await this.vectors(model, framed, signal, opts);
     const base64 = req.encoding_format === 'base64';
     return {
       object: 'list',
@@ -84,6 +70,39 @@ export class EmbeddingServing {
       model: req.model,
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
+  }
+
+  // The three steps of a request, public for the evals' cosine (evals/serving-deps.ts), which embeds each text
+  // as this endpoint does but batches the texts of many items into one engine call.
+
+  /** A served model that embeds; a 400 for one whose engine does not. */
+  async embeddingModel(name: string): Promise<ServedModel> {
+    const model = await this.deps.registry.resolve(name);
+    if (!model.engine.embed || !model.info.stateSizes?.length) throw ApiError.invalid(`The model \`${name}\` does not serve embeddings.`, 'model', 'model_not_supported');
+    return model;
+  }
+
+  /** Each input's token ids in the framing above, checked against the limits as they are counted. */
+  async inputs(model: ServedModel, input: EmbeddingRequest['input']): Promise<number[][]> {
+    return (await this.tokenize(model, input)).map((ids) => frame(model, ids));
+  }
+
+  /**
+   * The full-dimension unit vectors of framed inputs, in one engine call (an
+   * admission slot first, unless opts.admission is false). opts.priority does
+   * not apply: engine.embed has no priority; its calls queue between the
+   * scheduler's at the model worker, so streams wait at most one call.
+   */
+  async vectors(model: ServedModel, framed: number[][], signal: AbortSignal, opts: RunOptions = {}): Promise<Float32Array[]> {
+    const release = opts.admission === false || !this.deps.admission ? () => {} : await this.deps.admission.acquire(signal);
+    try {
+      return await model.engine.embed!(framed.map((ids) => ({ ids })), signal);
+    } catch (e) {
+      if (signal.aborted) throw abortError(signal);
+      throw e;
+    } finally {
+      release();
+    }
   }
 
   private dimensions(req: EmbeddingRequest, blocks: readonly number[]): number {
