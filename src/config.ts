@@ -111,6 +111,8 @@ export interface ServerConfig {
   evalMaxCriteria: number;
   /** Bytes of an eval's item_schema. */
   evalMaxSchemaBytes: number;
+  /** The served model whose embeddings text_similarity's cosine compares; '' = the first configured model. */
+  evalEmbeddingModel: string;
   /** The Responses and Conversations APIs: see docs/responses.md. */
   maxInputItems: number;
   maxConversationItems: number;
@@ -193,6 +195,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'evalMaxItemBytes', flag: 'eval-max-item-bytes', kind: 'int', default: String(256 * 1024), min: 1024, max: 1 << 30, help: "bytes of one eval item's JSON (a longer one is an errored result); also the characters a rendered eval template may have" },
   { key: 'evalMaxCriteria', flag: 'eval-max-criteria', kind: 'int', default: '16', min: 1, max: 1024, help: 'testing criteria one eval may have (each may call a model once per item)' },
   { key: 'evalMaxSchemaBytes', flag: 'eval-max-schema-bytes', kind: 'int', default: String(64 * 1024), min: 64, max: 1 << 26, help: "bytes of an eval's item_schema as JSON (its patterns run as automata of at most --max-pattern-states states)" },
+  { key: 'evalEmbeddingModel', flag: 'eval-embedding-model', kind: 'string', optional: true, default: '', help: "the configured model (its id or a --served-model-name) whose embeddings, as POST /v1/embeddings gives them, text_similarity's cosine compares (empty: the first configured model)" },
   { key: 'maxLoadedModels', flag: 'max-loaded-models', kind: 'int', default: '4', min: 1, max: 1024, help: 'fine-tuned models loaded at once (each is loaded at its first request; the least recently used is unloaded)' },
   { key: 'batchMaxLines', flag: 'batch-max-lines', kind: 'int', default: '50000', min: 1, max: 10_000_000, help: 'request lines one batch input file may hold (OpenAI: 50000); more: the batch fails validation' },
   { key: 'batchMaxInputBytes', flag: 'batch-max-input-bytes', kind: 'int', default: String(200 * 1024 * 1024), min: 1, max: 2 ** 40, help: 'largest batch input file in bytes (OpenAI: 200 MB); larger: POST /v1/batches answers 400' },
@@ -376,6 +379,21 @@ export function resolveServedNames(config: ServerConfig, models: ReadonlyArray<{
     (out[id] ??= []).push(name);
   }
   return out;
+}
+
+/**
+ * The model text_similarity's cosine embeds with: --eval-embedding-model, a
+ * configured model's id or alias, or the first configured model. Throws
+ * ConfigError naming a name no configured model answers to, at start rather
+ * than at the first eval that asks for cosine. (Fine-tuned models are not
+ * candidates: they can be deleted while the server runs.)
+ */
+export function resolveEvalEmbeddingModel(config: ServerConfig, models: ReadonlyArray<{ id: string }>, aliases: Readonly<Record<string, readonly string[]>>): string {
+  const name = config.evalEmbeddingModel.trim();
+  if (name === '') return models[0].id;
+  const names = models.flatMap((m) => [m.id, ...(aliases[m.id] ?? [])]);
+  if (!names.includes(name)) throw new ConfigError(`--eval-embedding-model ${name}: no configured model has that name (served: ${names.join(', ')})`);
+  return name;
 }
 
 /** The configuration as logged at start-up: API keys are replaced by their count. */

@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import { parseAllowedOrigins } from './http/cors.ts';
-import { ConfigError, helpText, parseConfig, redactedConfig, resolveModelDirs, resolveServedNames, type ServerConfig } from './config.ts';
+import { ConfigError, helpText, parseConfig, redactedConfig, resolveEvalEmbeddingModel, resolveModelDirs, resolveServedNames, type ServerConfig } from './config.ts';
 import { ApiError } from './protocol/errors.ts';
 import { Admission } from './serving/admission.ts';
 import { ModelRegistry } from './serving/registry.ts';
@@ -72,13 +72,15 @@ async function loadModels(config: ServerConfig, models: Array<{ id: string; dir:
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const models = resolveModelDirs(config);
-  const registry = new ModelRegistry(models.map((m) => m.id), resolveServedNames(config, models));
+  const aliases = resolveServedNames(config, models);
+  const registry = new ModelRegistry(models.map((m) => m.id), aliases);
+  const evalEmbeddingModel = resolveEvalEmbeddingModel(config, models, aliases);
   const shutdownController = new AbortController();
   const inFlight = new InFlight();
   const metrics = new ServerMetrics();
   const { store, report } = await Store.open(config.dataDir, { maxConversationItems: config.maxConversationItems });
   log.info({ data_dir: store.dataDir.root, ...report }, `data directory ${store.dataDir.root}`);
-  const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }));
+  const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }), { evalEmbeddingModel });
   const limits = {
     maxTokens: config.maxTokens,
     maxN: config.maxN,
@@ -199,7 +201,9 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
-    resolveServedNames(config, resolveModelDirs(config)); // fail on a bad model list or alias before anything starts
+    // Fail on a bad model list, alias or embedding model before anything starts.
+    const models = resolveModelDirs(config);
+    resolveEvalEmbeddingModel(config, models, resolveServedNames(config, models));
     parseAllowedOrigins(config.allowedOrigins);
   } catch (e) {
     if (e instanceof ConfigError) {

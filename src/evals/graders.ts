@@ -3,7 +3,8 @@
  * this server cannot grade), then applied to each item of a run.
  *
  *   string_check      OpenAI's operations (metrics/string-match.ts); 1 or 0
- *   text_similarity   metrics/text-similarity.ts, every metric but cosine (no embeddings here)
+ *   text_similarity   metrics/text-similarity.ts; cosine: the embeddings of a served model (evals/cosine.ts),
+ *                     refused when the server has none that embeds
  *   score_model       a served model answers {"result": number}, held to that JSON Schema as it generates
  *   label_model       a served model answers {"result": label}, the same way
  *   mmrec_perplexity, mmrec_token_accuracy
@@ -19,6 +20,7 @@ import type { ChatCompletionRequest, ChatCompletionResponse } from '../protocol/
 import { ApiError } from '../protocol/errors.ts';
 import { GRADERS, type EvalMessage, type GraderParam, type LabelModelGrader, type PerplexityGrader, type ScoreModelGrader } from '../protocol/evals.ts';
 import { MetricError, stringCheck, textSimilarity, UnsupportedMetricError, type TextSimilarityMetric } from '../metrics/index.ts';
+import { cosineSimilarity, type TextEmbedder } from './cosine.ts';
 import { checkShape } from './shape.ts';
 import type { ScoreTotals } from './teacher-forcing.ts';
 import { references, renderTemplate, resolveReference, TemplateRenderError, type TemplateContext } from './template.ts';
@@ -36,10 +38,12 @@ export interface ChatTurn {
   content: string;
 }
 
-/** What grading needs from the server: chat completions and teacher-forced scores, both as internal, background work. */
+/** What grading needs from the server: chat completions, teacher-forced scores and embeddings, all as internal work. */
 export interface GradingDeps {
   chat(req: ChatCompletionRequest, signal: AbortSignal): Promise<ChatCompletionResponse>;
   score(model: string, conversation: ChatTurn[], signal: AbortSignal): Promise<{ totals: ScoreTotals; tokens: number }>;
+  /** cosine's embeddings (absent: the server has no model that embeds, and parseCriteria refuses cosine). */
+  embedder?: TextEmbedder;
   /** Characters a rendered template (or all of a message list) may have. */
   maxRenderChars: number;
   /** text_similarity's bound on each text. */
@@ -134,13 +138,25 @@ const UNSUPPORTED: Record<string, string> = {
   multi: 'multi graders are not supported; give each grader as its own testing criterion',
 };
 
+export interface CriteriaOptions {
+  includeSample: boolean;
+  maxCriteria: number;
+  /** Whether cosine can be graded: the model that embeds, or why there is none (absent: refused, no embeddings model). */
+  embeddings?: { model: string } | { refused: string };
+}
+
+/** Whether any of the request's criteria asks for cosine (so that the caller checks its embeddings model first). */
+export function wantsEmbeddings(raw: unknown[]): boolean {
+  return raw.some((c) => (c as { type?: unknown }).type === 'text_similarity' && (c as { evaluation_metric?: unknown }).evaluation_metric === 'cosine');
+}
+
 /**
  * The request's testing criteria, checked and given ids. Throws ApiError
- * (400) naming the field: an unknown or unsupported type, a bad field, cosine,
- * passing labels that are not labels, a template naming something that does
- * not exist.
+ * (400) naming the field: an unknown or unsupported type, a bad field, cosine
+ * without an embeddings model, passing labels that are not labels, a template
+ * naming something that does not exist.
  */
-export function parseCriteria(raw: unknown[], body: unknown, opts: { includeSample: boolean; maxCriteria: number }): Criterion[] {
+export function parseCriteria(raw: unknown[], body: unknown, opts: CriteriaOptions): Criterion[] {
   if (raw.length > opts.maxCriteria) {
     throw ApiError.invalid(`An eval takes at most ${opts.maxCriteria} testing criteria (--eval-max-criteria); got ${raw.length}.`, 'testing_criteria', 'too_many_criteria');
   }
@@ -160,8 +176,8 @@ export function parseCriteria(raw: unknown[], body: unknown, opts: { includeSamp
         checkVariables(g.reference, `${at}.reference`, opts.includeSample, why);
         break;
       case 'text_similarity':
-        if (g.evaluation_metric === 'cosine') {
-          const e = new UnsupportedMetricError('cosine');
+        if (g.evaluation_metric === 'cosine' && !(opts.embeddings && 'model' in opts.embeddings)) {
+          const e = new UnsupportedMetricError('cosine', opts.embeddings?.refused ?? 'this server has no model that embeds');
           throw ApiError.invalid(e.message, `${at}.evaluation_metric`, e.code);
         }
         checkVariables(g.input, `${at}.input`, opts.includeSample, why);
@@ -263,6 +279,7 @@ async function grade(c: Criterion, ctx: GradeContext, deps: GradingDeps, signal:
     case 'text_similarity': {
       const input = renderTemplate(c.input, ctx, deps.maxRenderChars);
       const reference = renderTemplate(c.reference, ctx, deps.maxRenderChars);
+      if (c.evaluation_metric === 'cosine') return cosine(c, input, reference, deps, signal);
       const score = textSimilarity(c.evaluation_metric as TextSimilarityMetric, input, reference, { maxInputChars: deps.maxMetricChars });
       return { result: { ...base, score, passed: score >= c.pass_threshold, sample: null }, calls: [], errored: false };
     }
@@ -274,6 +291,18 @@ async function grade(c: Criterion, ctx: GradeContext, deps: GradingDeps, signal:
     case 'mmrec_token_accuracy':
       return perplexity(c, ctx, deps, signal);
   }
+}
+
+/** cosine: the sample names the model that embedded, and the tokens it read; its embed call counts in the run's usage. */
+async function cosine(c: Criterion & { type: 'text_similarity' }, input: string, reference: string, deps: GradingDeps, signal: AbortSignal): Promise<Graded> {
+  if (!deps.embedder) throw new UnsupportedMetricError('cosine', 'this server has no model that embeds');
+  const model = deps.embedder.model;
+  const { score, tokens } = await cosineSimilarity(deps.embedder, input, reference, signal, deps.maxMetricChars);
+  return {
+    result: { name: c.name, type: RESULT_TYPE[c.type], score, passed: score >= c.pass_threshold, sample: { model, prompt_tokens: tokens } },
+    calls: tokens > 0 ? [{ model, promptTokens: tokens, completionTokens: 0, cachedTokens: 0 }] : [],
+    errored: false,
+  };
 }
 
 /** A model grader's request: its rendered input, its sampling, and the reply's JSON Schema enforced as it generates. */

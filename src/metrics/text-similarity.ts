@@ -9,7 +9,8 @@
  * - gleu: NLTK sentence_gleu on whitespace tokens (orders 1–4);
  * - meteor: NLTK meteor_score on whitespace tokens, exact + stem stages;
  * - rouge_1 … rouge_5, rouge_l: rouge-score F-measure, no stemming;
- * - cosine: needs an embedding model; refused with UnsupportedMetricError.
+ * - cosine: needs a model's embeddings, so not here (UnsupportedMetricError):
+ *   the evals compute it (evals/cosine.ts).
  *
  * Inputs are bounded (`maxInputChars`, default 10,000 UTF-16 units per side):
  * ROUGE-L and METEOR cost O(n·m) in the tokens, so the bound is what keeps one
@@ -48,12 +49,20 @@ export class MetricError extends Error {
   }
 }
 
-/** A metric this server does not compute (cosine needs embeddings) or does not know. */
+/**
+ * A metric textSimilarity does not compute or does not know. cosine needs a
+ * model's embeddings, which these pure functions do not have: the evals grade
+ * it (evals/cosine.ts), and refuse it with this error, and the reason, when
+ * the server has no model that embeds.
+ */
 export class UnsupportedMetricError extends MetricError {
-  constructor(readonly metric: string) {
+  constructor(
+    readonly metric: string,
+    reason = 'textSimilarity() computes only the metrics that need no model; evals grade cosine with a served model (evals/cosine.ts)',
+  ) {
     super(
       metric === 'cosine'
-        ? 'evaluation_metric `cosine` needs an embeddings model, which this server does not provide; use one of fuzzy_match, bleu, gleu, meteor, rouge_1 … rouge_5, rouge_l.'
+        ? `evaluation_metric \`cosine\` needs embeddings: ${reason}. Use one of fuzzy_match, bleu, gleu, meteor, rouge_1 … rouge_5, rouge_l.`
         : `Unknown evaluation_metric ${JSON.stringify(metric)}; expected one of ${TEXT_SIMILARITY_METRICS.join(', ')}.`,
       'unsupported_metric',
       'evaluation_metric',
@@ -89,7 +98,7 @@ const SCORERS: Record<Exclude<TextSimilarityMetric, 'cosine'>, (output: string, 
 
 /**
  * The `text_similarity` score of `output` against `reference`, in [0, 1].
- * Throws UnsupportedMetricError for cosine or an unknown name and
+ * Throws UnsupportedMetricError for cosine (see above) or an unknown name and
  * MetricInputTooLargeError past the limit.
  */
 export function textSimilarity(metric: TextSimilarityMetric, output: string, reference: string, limits: TextSimilarityLimits = {}): number {

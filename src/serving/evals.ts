@@ -18,11 +18,12 @@ import type {
   RunDataSource,
   UpdateEvalRequest,
 } from '../protocol/evals.ts';
-import { criterionLabel, criterionModel, parseCriteria, publicCriterion, type Criterion } from '../evals/graders.ts';
+import { criterionLabel, criterionModel, parseCriteria, publicCriterion, wantsEmbeddings, type CriteriaOptions, type Criterion } from '../evals/graders.ts';
 import { compileItemSchema, ItemSchemaError, type ItemSchemaLimits } from '../evals/item-schema.ts';
 import { dataSourceSchema, parseDataSource, type StoredDataSourceConfig } from '../evals/run-plan.ts';
 import type { EvalRecord, RunItemRecord, RunRecord } from '../store/evals.ts';
 import { UnknownCursorError, type Store } from '../store/store.ts';
+import type { EmbeddingServing } from './embeddings.ts';
 import { cursorNotFound, parseLimit } from './files.ts';
 import type { ModelRegistry } from './registry.ts';
 
@@ -99,11 +100,13 @@ const evalNotFound = (id: string) => new ApiError(404, `No such eval: ${id}`, 'i
 const runNotFound = (id: string) => new ApiError(404, `No such eval run: ${id}`, 'invalid_request_error', 'run_id', 'run_not_found');
 
 export class EvalService {
+  /** `embeddings`: what grades cosine (the worker's grading deps embed with the same model); absent: cosine is refused. */
   constructor(
     private readonly store: Store,
     private readonly worker: EvalRunWorker,
     private readonly registry: ModelRegistry,
     readonly limits: EvalLimits,
+    private readonly embeddings?: { serving: EmbeddingServing; model: string },
   ) {}
 
   private get repo() {
@@ -126,9 +129,24 @@ export class EvalService {
       throw e;
     }
     const stored: StoredDataSourceConfig = { type: 'custom', item_schema: config.item_schema, include_sample_schema: config.include_sample_schema ?? false };
-    const criteria = parseCriteria(req.testing_criteria, req, { includeSample: stored.include_sample_schema, maxCriteria: this.limits.maxCriteria });
+    const embeddings = wantsEmbeddings(req.testing_criteria) ? await this.embeddingSupport() : undefined;
+    const criteria = parseCriteria(req.testing_criteria, req, { includeSample: stored.include_sample_schema, maxCriteria: this.limits.maxCriteria, embeddings });
     const e = await this.repo.createEval({ name: req.name ?? '', metadata: req.metadata ?? null, dataSourceConfig: stored, testingCriteria: criteria });
     return toApiEval(e as StoredEval);
+  }
+
+  /** Whether cosine can be graded now: the embedding model serves embeddings (a 503 while it is still loading). */
+  private async embeddingSupport(): Promise<CriteriaOptions['embeddings']> {
+    if (!this.embeddings) return { refused: 'this server has no model that embeds' };
+    const { serving, model } = this.embeddings;
+    try {
+      await serving.embeddingModel(model);
+      return { model };
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 400) return { refused: `the model \`${model}\` (--eval-embedding-model) does not serve embeddings` };
+      if (e instanceof ApiError && e.status === 404) return { refused: `the model \`${model}\` (--eval-embedding-model) is not served` };
+      throw e;
+    }
   }
 
   private async stored(id: string): Promise<StoredEval> {

@@ -20,6 +20,7 @@ import { EvalRunWorker } from '../jobs/evals/worker.ts';
 import { internalGradingDeps } from '../evals/serving-deps.ts';
 import { Admission } from './admission.ts';
 import { ChatServing } from './chat.ts';
+import { EmbeddingServing } from './embeddings.ts';
 import { EvalService } from './evals.ts';
 import { isStateTunedDir, loadServedModel } from './model-loading.ts';
 import type { ModelRegistry, ServedModel } from './registry.ts';
@@ -58,6 +59,7 @@ export function createStoredServices(
   registry: ModelRegistry,
   log: Logger,
   engineOptions: (id: string) => Partial<EngineOptions>,
+  evals: { evalEmbeddingModel: string },
 ): StoredServices {
   const organization = config.organization;
   const loadGraph = async (id: string, dir: string, ownedBy: string): Promise<ServedModel> => {
@@ -97,19 +99,23 @@ export function createStoredServices(
     p.ok ? log.info({ python: p.path, torch: p.torch, cuda: p.cuda }, `fine-tuning: ${p.path} (torch ${p.torch})`) : log.warn({ reason: p.reason }, `fine-tuning unavailable: ${p.reason}`),
   );
   const batchWorker = new BatchWorker({ store, settings: { maxLines: config.batchMaxLines, maxInFlight: config.batchMaxInFlight }, log });
-  const evals = createEvalServices(config, store, registry, log);
+  const evalServices = createEvalServices(config, store, registry, log, evals.evalEmbeddingModel);
   return {
     files: new FileService(store, config.maxFileBytes),
     fineTuning: new FineTuningService(store, worker, registry, organization),
     worker,
     batches: new BatchService(store, batchWorker, config.batchMaxInputBytes),
     batchWorker,
-    ...evals,
+    ...evalServices,
   };
 }
 
-/** Eval runs sample and grade through chat completions made inside the server, with the limits HTTP requests have. */
-function createEvalServices(config: ServerConfig, store: Store, registry: ModelRegistry, log: Logger): { evals: EvalService; evalWorker: EvalRunWorker } {
+/**
+ * Eval runs sample and grade through chat completions and embeddings made
+ * inside the server, with the limits HTTP requests have; cosine embeds with
+ * `embeddingModel` (config.ts resolveEvalEmbeddingModel).
+ */
+function createEvalServices(config: ServerConfig, store: Store, registry: ModelRegistry, log: Logger, embeddingModel: string): { evals: EvalService; evalWorker: EvalRunWorker } {
   const chat = new ChatServing({
     registry,
     // Internal requests take no admission slot (the run bounds its own concurrency); this one is never used.
@@ -125,6 +131,11 @@ function createEvalServices(config: ServerConfig, store: Store, registry: ModelR
       constraintBytes: config.constraintBytes,
     },
   });
+  // No admission here either: cosine's texts are batched by the grading deps, bounded by the run's concurrency.
+  const embeddings = {
+    serving: new EmbeddingServing({ registry, limits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens } }),
+    model: embeddingModel,
+  };
   const itemSchema = { maxSchemaBytes: config.evalMaxSchemaBytes, patternStates: config.maxPatternStates };
   const evalWorker = new EvalRunWorker({
     store,
@@ -136,10 +147,10 @@ function createEvalServices(config: ServerConfig, store: Store, registry: ModelR
       itemSchema,
       executor: { maxRenderChars: config.evalMaxItemBytes, defaultMaxTokens: config.maxTokens },
     },
-    grading: internalGradingDeps({ chat, registry, maxRenderChars: config.evalMaxItemBytes, maxMetricChars: DEFAULT_MAX_INPUT_CHARS, maxTokens: config.maxTokens }),
+    grading: internalGradingDeps({ chat, registry, maxRenderChars: config.evalMaxItemBytes, maxMetricChars: DEFAULT_MAX_INPUT_CHARS, maxTokens: config.maxTokens, embeddings }),
     modelExists: (name) => registry.describe(name).then(() => true, () => false),
     log,
   });
-  const evals = new EvalService(store, evalWorker, registry, { maxCriteria: config.evalMaxCriteria, maxItems: config.evalMaxItems, itemSchema });
+  const evals = new EvalService(store, evalWorker, registry, { maxCriteria: config.evalMaxCriteria, maxItems: config.evalMaxItems, itemSchema }, embeddings);
   return { evals, evalWorker };
 }
