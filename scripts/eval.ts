@@ -5,15 +5,16 @@
  * perplexity by engine.score, the definition of fine-tuning's valid_loss).
  *
  *   npm run eval -- --model models/mm-rec-tiny --data eval.jsonl [--metrics bleu,rouge_l,perplexity] [--json]
- *     [--max-tokens 64] [--temperature 0] [--concurrency 32] [--limit N]
+ *     [--max-tokens 64] [--temperature 0] [--concurrency 32] [--limit N] [--embedding-model DIR]
  *
  * Each line is one of (docs/evals.md):
  *   {"messages": [...prompt...], "reference": "the expected answer"}
  *   {"messages": [..., {"role": "assistant", "content": "the expected answer"}]}   (fine-tuning format:
  *     the last message, an assistant one, is the reference; the messages before it the prompt)
  *
- * Metrics: the text_similarity metrics (fuzzy_match, bleu, gleu, meteor, rouge_1 … rouge_5, rouge_l),
- * exact_match (string_check eq), contains (string_check ilike: the output contains the reference,
+ * Metrics: the text_similarity metrics (cosine, fuzzy_match, bleu, gleu, meteor, rouge_1 … rouge_5, rouge_l;
+ * cosine compares the embeddings of the output and the reference, made by --embedding-model, by default
+ * the evaluated model), exact_match (string_check eq), contains (string_check ilike: the output contains the reference,
  * ignoring case), perplexity and token_accuracy (teacher-forced on prompt + reference; no sampling
  * is needed when these are the only metrics). Prints a table, or with --json one JSON object.
  */
@@ -27,18 +28,18 @@ import { forEachConcurrent, gradeRunItem, RunTally, type ItemOutcome } from '../
 import { parseCriteria } from '../src/evals/graders.ts';
 import { planRun } from '../src/evals/run-plan.ts';
 import { internalGradingDeps } from '../src/evals/serving-deps.ts';
-import { TEXT_SIMILARITY_METRICS, UnsupportedMetricError } from '../src/metrics/index.ts';
+import { TEXT_SIMILARITY_METRICS } from '../src/metrics/index.ts';
 import type { RunDataSource } from '../src/protocol/evals.ts';
 import { ApiError } from '../src/protocol/errors.ts';
 import { Admission } from '../src/serving/admission.ts';
 import { ChatServing } from '../src/serving/chat.ts';
 import { prepareConstraints } from '../src/serving/constraints.ts';
+import { EmbeddingServing } from '../src/serving/embeddings.ts';
 import { loadServedModel } from '../src/serving/model-loading.ts';
-import { ModelRegistry } from '../src/serving/registry.ts';
+import { ModelRegistry, type ServedModel } from '../src/serving/registry.ts';
 
-const TEXT = TEXT_SIMILARITY_METRICS.filter((m) => m !== 'cosine');
 const SCORED = ['perplexity', 'token_accuracy'] as const;
-export const CLI_METRICS = [...TEXT, 'exact_match', 'contains', ...SCORED] as const;
+export const CLI_METRICS = [...TEXT_SIMILARITY_METRICS, 'exact_match', 'contains', ...SCORED] as const;
 const MAX_CHARS = 1 << 20;
 
 export interface CliItem {
@@ -68,11 +69,10 @@ export function parseCliLine(text: string, line: number): CliItem {
   return { prompt: messages.slice(0, -1), reference: last.content, conversation: messages };
 }
 
-/** The eval criteria of the asked metrics, over items {prompt, reference, conversation}. */
-export function criteriaFor(metrics: readonly string[], model: string) {
+/** The eval criteria of the asked metrics, over items {prompt, reference, conversation}; cosine embeds with `embeddingModel`. */
+export function criteriaFor(metrics: readonly string[], model: string, embeddingModel = model) {
   const raw = metrics.map((m) => {
-    if (m === 'cosine') throw new UnsupportedMetricError('cosine');
-    if ((TEXT as readonly string[]).includes(m)) {
+    if ((TEXT_SIMILARITY_METRICS as readonly string[]).includes(m)) {
       return { type: 'text_similarity', name: m, input: '{{sample.output_text}}', reference: '{{item.reference}}', evaluation_metric: m, pass_threshold: 0.5 };
     }
     if (m === 'exact_match') return { type: 'string_check', name: m, input: '{{sample.output_text}}', reference: '{{item.reference}}', operation: 'eq' };
@@ -81,7 +81,7 @@ export function criteriaFor(metrics: readonly string[], model: string) {
     if (m === 'token_accuracy') return { type: 'mmrec_token_accuracy', name: m, model, input: 'item.conversation' };
     throw new Error(`unknown metric ${JSON.stringify(m)}; choose from ${CLI_METRICS.join(', ')}`);
   });
-  return parseCriteria(raw, {}, { includeSample: true, maxCriteria: CLI_METRICS.length });
+  return parseCriteria(raw, {}, { includeSample: true, maxCriteria: CLI_METRICS.length, embeddings: { model: embeddingModel } });
 }
 
 export interface MetricReport {
@@ -102,8 +102,17 @@ export interface EvalReport {
   seconds: number;
   itemsPerSecond: number;
   sampling: { temperature: number; max_tokens: number } | null;
+  /** The model whose embeddings cosine compared (null without cosine). */
+  embeddingModel: string | null;
   metrics: Record<string, MetricReport>;
   outputs: Array<{ index: number; output: string | null; error: string | null; scores: Record<string, number | null> }>;
+}
+
+/** A model directory, or the name of one under models/. */
+function modelDir(arg: string, flag: string): string {
+  const dir = resolve(isModelDir(arg) || arg.includes('/') ? arg : `models/${arg}`);
+  if (!isModelDir(dir)) throw new Error(`${flag} ${dir} is not a model directory (it needs model.onnx and config.json)`);
+  return dir;
 }
 
 async function main(): Promise<void> {
@@ -117,11 +126,12 @@ async function main(): Promise<void> {
       temperature: { type: 'string', default: '0' },
       concurrency: { type: 'string', default: '32' },
       limit: { type: 'string' },
+      'embedding-model': { type: 'string' },
     },
   });
   if (!values.data) throw new Error('usage: npm run eval -- --model DIR --data eval.jsonl [--metrics a,b,…] [--json] (see scripts/eval.ts)');
-  const dir = resolve(isModelDir(values.model!) || values.model!.includes('/') ? values.model! : `models/${values.model}`);
-  if (!isModelDir(dir)) throw new Error(`${dir} is not a model directory (it needs model.onnx and config.json)`);
+  const dir = modelDir(values.model!, '--model');
+  const embeddingDir = values['embedding-model'] === undefined ? dir : modelDir(values['embedding-model'], '--embedding-model');
   const metrics = values.metrics!.split(',').map((m) => m.trim()).filter(Boolean);
   const maxTokens = Number(values['max-tokens']);
   const temperature = Number(values.temperature);
@@ -138,7 +148,10 @@ async function main(): Promise<void> {
   const limited = values.limit ? items.slice(0, Number(values.limit)) : items;
 
   const id = basename(dir);
-  const criteria = criteriaFor(metrics, id);
+  const embeddingId = basename(embeddingDir);
+  if (embeddingDir !== dir && embeddingId === id) throw new Error(`--model ${dir} and --embedding-model ${embeddingDir} would share the id "${id}"; rename one directory`);
+  const criteria = criteriaFor(metrics, id, embeddingId);
+  const cosine = metrics.includes('cosine');
   const sampled = metrics.some((m) => !(SCORED as readonly string[]).includes(m));
   // The server's defaults (device auto, threads, batch size), as `npm start` would load the model.
   const parsed = parseConfig([], {});
@@ -146,11 +159,17 @@ async function main(): Promise<void> {
   const config = parsed.config;
   const model = await loadServedModel(config, id, dir, { stateCache: { maxBytes: 0 } });
   prepareConstraints(model);
-  const registry = new ModelRegistry([id]);
-  registry.add(model);
+  // cosine's model: the evaluated one, or one more loaded beside it.
+  const loaded: ServedModel[] = [model];
+  if (cosine && embeddingDir !== dir) loaded.push(await loadServedModel(config, embeddingId, embeddingDir, { stateCache: { maxBytes: 0 } }));
+  const registry = new ModelRegistry(loaded.map((m) => m.id));
+  for (const m of loaded) registry.add(m);
   registry.markReady();
   const chat = new ChatServing({ registry, admission: new Admission(1, 0), limits: { maxTokens: Math.max(maxTokens, config.maxTokens), maxN: 1 } });
-  const grading = internalGradingDeps({ chat, registry, maxRenderChars: MAX_CHARS, maxMetricChars: MAX_CHARS, maxTokens: Math.max(maxTokens, config.maxTokens) });
+  // The server's embedding limits (8192 tokens per text): a longer output or reference is an errored result, as in an API run.
+  const embeddings = { serving: new EmbeddingServing({ registry, limits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens } }), model: embeddingId };
+  if (cosine) await embeddings.serving.embeddingModel(embeddingId);
+  const grading = internalGradingDeps({ chat, registry, maxRenderChars: MAX_CHARS, maxMetricChars: MAX_CHARS, maxTokens: Math.max(maxTokens, config.maxTokens), embeddings });
   const ds: RunDataSource = sampled
     ? {
         type: 'completions',
@@ -161,7 +180,10 @@ async function main(): Promise<void> {
       }
     : { type: 'jsonl', source: { type: 'file_content', content: [] } };
   const plan = planRun({ type: 'custom', item_schema: {}, include_sample_schema: true }, criteria, ds, { maxSchemaBytes: 1024, patternStates: 1024 });
-  if (!values.json) console.error(`${id} on ${model.info.executionProvider}: ${limited.length} items, ${sampled ? `sampling (temperature ${temperature}, at most ${maxTokens} tokens), ` : ''}${concurrency} at once`);
+  if (!values.json) {
+    const embedding = cosine ? `, cosine by ${embeddingId}'s embeddings` : '';
+    console.error(`${id} on ${model.info.executionProvider}: ${limited.length} items, ${sampled ? `sampling (temperature ${temperature}, at most ${maxTokens} tokens), ` : ''}${concurrency} at once${embedding}`);
+  }
 
   const tally = new RunTally(criteria);
   const outcomes: ItemOutcome[] = new Array(limited.length);
@@ -178,7 +200,7 @@ async function main(): Promise<void> {
   });
   const seconds = (performance.now() - started) / 1000;
   if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
-  await model.engine.close();
+  await Promise.all(loaded.map((m) => m.engine.close()));
 
   const per = tally.current.perTestingCriteriaResults;
   const report: EvalReport = {
@@ -189,6 +211,7 @@ async function main(): Promise<void> {
     seconds,
     itemsPerSecond: limited.length / seconds,
     sampling: sampled ? { temperature, max_tokens: maxTokens } : null,
+    embeddingModel: cosine ? embeddingId : null,
     metrics: {},
     outputs: outcomes.map((o, index) => ({
       index,
