@@ -58,7 +58,7 @@ export const TextSimilarityGrader = Type.Object(
     evaluation_metric: literals(EVALUATION_METRICS),
     pass_threshold: Type.Number(),
   },
-  { title: 'EvalGraderTextSimilarity', description: 'score in [0, 1] (docs/metrics.md says which reference implementation each metric matches); passes at ≥ pass_threshold. cosine needs embeddings: refused' },
+  { title: 'EvalGraderTextSimilarity', description: "passes at ≥ pass_threshold. cosine: the raw cosine, in [-1, 1], of the embeddings of input and reference by the server's --eval-embedding-model (400 when no served model embeds); the other metrics: a score in [0, 1] (docs/metrics.md says which reference implementation each matches)" },
 );
 
 const nullable = <T extends TSchema>(s: T) => Type.Optional(Type.Union([s, Type.Null()]));
