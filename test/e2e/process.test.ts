@@ -34,6 +34,7 @@ test('invalid configuration stops start-up with one clear line', async () => {
     [['--models-dir', mkdtempSync(`${tmpdir()}/mmrec-empty-`)], {}, /no model directory/],
     [['--model', `${ROOT}src`], {}, /is not a model directory/],
     [['--frobnicate'], {}, /unknown option --frobnicate/],
+    [['--model', MODEL_DIR, '--eval-embedding-model', 'no-such-model'], {}, /--eval-embedding-model no-such-model: no configured model has that name \(served: mm-rec-tiny\)/],
     // Keys asked for but none given must not mean "no authentication".
     [['--api-key', ' , '], {}, /--api-key was given but holds no value/],
     [[], { MMREC_API_KEY: '   ' }, /MMREC_API_KEY is set but holds no value/],

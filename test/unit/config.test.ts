@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, envName, helpText, parseConfig, resolveModelDirs, resolveServedNames, SETTINGS, type ServerConfig } from '../../src/config.ts';
+import { ConfigError, envName, helpText, parseConfig, resolveEvalEmbeddingModel, resolveModelDirs, resolveServedNames, SETTINGS, type ServerConfig } from '../../src/config.ts';
 import { configTable, replaceConfigTable } from '../../src/config-doc.ts';
 
 function parse(argv: string[], env: Record<string, string> = {}): ServerConfig {
@@ -121,4 +121,16 @@ test('--served-model-name: several names for one model, MODEL=NAME with several;
   refused(['--served-model-name', 'tiny=x,big=x'], two, /"x" names two models/);
   refused(['--served-model-name', 'tiny='], two, /a name is 1 to 256 characters/);
   refused(['--served-model-name', 'tiny=a b'], two, /a name is 1 to 256 characters/);
+});
+
+test('--eval-embedding-model: the first configured model by default, else a configured id or alias; any other name stops the start', () => {
+  const two = [{ id: 'big' }, { id: 'tiny' }];
+  const aliases = { tiny: ['text-embedding-3-small'] };
+  assert.equal(resolveEvalEmbeddingModel(parse([]), two, aliases), 'big');
+  assert.equal(resolveEvalEmbeddingModel(parse(['--eval-embedding-model', 'tiny']), two, aliases), 'tiny');
+  assert.equal(resolveEvalEmbeddingModel(parse([], { MMREC_EVAL_EMBEDDING_MODEL: 'text-embedding-3-small' }), two, aliases), 'text-embedding-3-small');
+  assert.throws(
+    () => resolveEvalEmbeddingModel(parse(['--eval-embedding-model', 'ft:tiny:mmrec:x:ftjob-1']), two, aliases),
+    (e) => e instanceof ConfigError && /--eval-embedding-model ft:tiny:mmrec:x:ftjob-1: no configured model has that name \(served: big, tiny, text-embedding-3-small\)/.test(e.message),
+  );
 });

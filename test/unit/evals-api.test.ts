@@ -2,11 +2,17 @@
  * The Evals API over a real store, graded by a scripted engine: every object
  * against OpenAI's schemas, bad requests as OpenAI error bodies, item_schema
  * violations and unreadable lines as errored results, counters, pagination,
- * cancellation, deletion.
+ * cancellation, deletion; and cosine, graded by the real model's embeddings
+ * (the scripted engines embed nothing, so they refuse it).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { parseConfig, type ServerConfig } from '../../src/config.ts';
+import { loadServedModel } from '../../src/serving/model-loading.ts';
+import { ModelRegistry } from '../../src/serving/registry.ts';
 import { assertOpenAI } from '../e2e/openai-schema.ts';
+import { requireModelDir } from './engine-helpers.ts';
 import { capitalsScript, ScoringFakeEngine, startEvals, waitForRun, type EvalsHarness } from './evals-helpers.ts';
 import { FakeEngine, reply } from './http-fake-engine.ts';
 
@@ -189,7 +195,10 @@ test('bad requests get OpenAI error bodies naming the field', async () => {
   assertError(await evalWith([sc, { ...sc, operation: 'contains' }]), 400, 'testing_criteria[1].operation');
   assertError(await evalWith([{ ...sc, reference: undefined }]), 400, 'testing_criteria[0].reference', 'missing_required_parameter');
   const ts = { type: 'text_similarity', name: 't', input: '{{sample.output_text}}', reference: '{{item.answer}}', evaluation_metric: 'bleu', pass_threshold: 0.5 };
-  assertError(await evalWith([{ ...ts, evaluation_metric: 'cosine' }]), 400, 'testing_criteria[0].evaluation_metric', 'unsupported_metric');
+  // The embedding model (the first one served) is a scripted engine without embed().
+  const cosine = await evalWith([sc, { ...ts, evaluation_metric: 'cosine' }]);
+  assertError(cosine, 400, 'testing_criteria[1].evaluation_metric', 'unsupported_metric');
+  assert.match(cosine.json().error.message, /cosine.*the model `fake-model` \(--eval-embedding-model\) does not serve embeddings/);
   assertError(await evalWith([{ ...ts, pass_threshold: undefined }]), 400, 'testing_criteria[0].pass_threshold', 'missing_required_parameter');
   assertError(await evalWith([{ ...sc, input: '{{trajectory.steps}}' }]), 400, 'testing_criteria[0].input', 'invalid_template');
   assertError(
@@ -427,4 +436,76 @@ test('a run samples a fine-tuned model or a checkpoint from the store, loaded at
     assert.equal(run.per_model_usage[0].model_name, model);
   }
   assert.deepEqual(loads, [ftName, checkpoint]);
+});
+
+test("cosine: a server with the real model grades by that model's embeddings, batched, and each result names the model", async () => {
+  const dir = resolve(requireModelDir());
+  const { config } = parseConfig(['--model', dir], {}) as { config: ServerConfig };
+  const tiny = await loadServedModel(config, 'tiny', dir, { stateCache: { maxBytes: 0 } });
+  const embedCalls: number[] = [];
+  const embed = tiny.engine.embed!;
+  tiny.engine.embed = (requests, signal) => {
+    embedCalls.push(requests.length);
+    return embed(requests, signal);
+  };
+  const registry = new ModelRegistry(['tiny']);
+  registry.add(tiny);
+  registry.markReady();
+  const g = await startEvals({ registry });
+  try {
+    const created = await g.app.inject({
+      method: 'POST',
+      url: '/v1/evals',
+      payload: {
+        name: 'cosine',
+        data_source_config: { type: 'custom', item_schema: { type: 'object', properties: { reference: { type: 'string' } }, required: ['reference'] }, include_sample_schema: true },
+        testing_criteria: [{ type: 'text_similarity', name: 'means the same', input: '{{sample.output_text}}', reference: '{{item.reference}}', evaluation_metric: 'cosine', pass_threshold: 0.8 }],
+      },
+    });
+    assert.equal(created.statusCode, 200, created.body);
+    const ev = created.json();
+    assertOpenAI('Eval', ev);
+    // Scores measured on mm-rec-tiny: identical 1, this paraphrase 0.949, these unrelated sentences 0.091.
+    const pairs = [
+      ['The capital of France is Paris.', 'The capital of France is Paris.'],
+      ['How is the weather in Paris today?', 'What is the weather in Paris?'],
+      ['How do I reset my password?', 'The cat sat on the mat.'],
+      ['', 'The capital of Japan is Tokyo.'],
+    ];
+    const content = pairs.map(([output, reference]) => ({ item: { reference }, sample: { output_text: output } }));
+    const r = await g.app.inject({ method: 'POST', url: `/v1/evals/${ev.id}/runs`, payload: { data_source: { type: 'jsonl', source: { type: 'file_content', content } } } });
+    assert.equal(r.statusCode, 200, r.body);
+    const run = await waitForRun(g.app, ev.id, r.json().id);
+    assertOpenAI('EvalRun', run);
+    assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    assert.deepEqual(run.result_counts, { total: 4, errored: 0, failed: 2, passed: 2 });
+    // The embed calls count as the model's usage; the empty output is not embedded.
+    assert.equal(run.per_model_usage.length, 1);
+    assert.equal(run.per_model_usage[0].model_name, 'tiny');
+    assert.equal(run.per_model_usage[0].invocation_count, 3);
+    assert.equal(run.per_model_usage[0].completion_tokens, 0);
+    assert.ok(run.per_model_usage[0].prompt_tokens > 6 * 4, JSON.stringify(run.per_model_usage));
+    // The six texts of items in flight together reach the engine in fewer calls than texts.
+    assert.equal(embedCalls.reduce((a, b) => a + b, 0), 6);
+    assert.ok(embedCalls.length < 6, `embed calls of ${embedCalls.join(', ')} texts`);
+
+    const items = (await g.app.inject({ method: 'GET', url: `/v1/evals/${ev.id}/runs/${run.id}/output_items?limit=10` })).json().data;
+    const byIndex = new Map<number, Record<string, any>>(items.map((i: Record<string, any>) => [i.datasource_item_id, i]));
+    for (const item of items) {
+      assertOpenAI('EvalRunOutputItem', item);
+      const result = item.results[0];
+      assert.equal(result.type, 'text-similarity-grader');
+      assert.equal(result.sample.model, 'tiny');
+      assert.equal(result.passed, result.score >= 0.8);
+    }
+    const score = (i: number) => byIndex.get(i)!.results[0].score as number;
+    assert.ok(Math.abs(score(0) - 1) < 1e-6, String(score(0)));
+    assert.ok(score(1) > 0.9 && score(1) < 1, String(score(1)));
+    assert.ok(score(2) < 0.5, String(score(2)));
+    assert.equal(score(3), 0);
+    assert.equal(byIndex.get(3)!.results[0].sample.prompt_tokens, 0);
+  } finally {
+    await g.close();
+    await tiny.engine.close();
+  }
 });

@@ -7,7 +7,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { criteriaFor, parseCliLine } from '../../scripts/eval.ts';
 import { prepareRecord } from '../../src/chat/dataset.ts';
 import { forEachConcurrent, gradeRunItem, RunTally } from '../../src/evals/executor.ts';
@@ -50,7 +52,9 @@ test('data lines: {messages, reference}, or the fine-tuning format whose last as
   assert.equal(b.reference, 'Hello!');
   assert.throws(() => parseCliLine('{"messages":[{"role":"user","content":"Hi"}]}', 3), /line 3: .*last message must be the assistant/);
   assert.throws(() => parseCliLine('nope', 4), /line 4: not valid JSON/);
-  assert.throws(() => criteriaFor(['cosine'], 'tiny'), /embeddings/);
+  // cosine embeds with the evaluated model unless told otherwise.
+  const [cosine] = criteriaFor(['cosine'], 'tiny');
+  assert.equal(cosine.type === 'text_similarity' && cosine.evaluation_metric, 'cosine');
   assert.throws(() => criteriaFor(['wer'], 'tiny'), /unknown metric "wer"/);
 });
 
@@ -99,7 +103,37 @@ test('npm run eval prints a table, and JSON with --json', async () => {
   // Greedy mm-rec-tiny says "Paris is the capital of France." to the first item, whose reference is "The capital of France is Paris.".
   assert.equal(report.outputs[0].output, 'Paris is the capital of France.');
   assert.equal(report.outputs[0].scores.exact_match, 0);
-  const bad = await run(process.execPath, ['--import', 'tsx', 'scripts/eval.ts', '--model', dir, '--data', DATA, '--metrics', 'cosine'], { timeoutMs: 60_000 });
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /cosine.*embeddings/);
+});
+
+test('npm run eval --metrics cosine: the embeddings of the output and the reference, by the evaluated model or --embedding-model', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'mmrec-eval-cosine-'));
+  try {
+    const data = join(tmp, 'cosine.jsonl');
+    const line = (country: string, reference: string) => JSON.stringify({ messages: [{ role: 'user', content: `What is the capital of ${country}?` }], reference });
+    // Greedy mm-rec-tiny says exactly the first reference; the other two have nothing to do with its answers.
+    writeFileSync(data, [line('Japan', 'The capital of Japan is Tokyo.'), line('Italy', 'How do I reset my password?'), line('Spain', 'Set a timer for five minutes.')].join('\n') + '\n');
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/eval.ts', '--model', dir, '--data', data, '--metrics', 'cosine', '--json'], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.embeddingModel, 'mm-rec-tiny');
+    assert.equal(report.metrics.cosine.errors, 0);
+    const [same, ...unrelated] = report.outputs;
+    assert.equal(same.output, 'The capital of Japan is Tokyo.');
+    assert.ok(Math.abs(same.scores.cosine - 1) < 1e-6, String(same.scores.cosine));
+    for (const o of unrelated) assert.ok(o.scores.cosine < same.scores.cosine - 0.2, JSON.stringify(o));
+    // Another model directory embeds when asked, loaded beside the evaluated one (here the same files, so the same scores).
+    const embedder = join(tmp, 'embedder');
+    mkdirSync(embedder);
+    for (const f of ['model.onnx', 'config.json']) symlinkSync(resolve(dir, f), join(embedder, f));
+    const other = await run(process.execPath, ['--import', 'tsx', 'scripts/eval.ts', '--model', dir, '--embedding-model', embedder, '--data', data, '--metrics', 'cosine', '--json'], { timeoutMs: 120_000 });
+    assert.equal(other.code, 0, other.stderr);
+    const again = JSON.parse(other.stdout);
+    assert.equal(again.embeddingModel, 'embedder');
+    again.outputs.forEach((o: { scores: { cosine: number } }, i: number) => assert.ok(Math.abs(o.scores.cosine - report.outputs[i].scores.cosine) < 1e-6));
+    const bad = await run(process.execPath, ['--import', 'tsx', 'scripts/eval.ts', '--model', dir, '--embedding-model', tmp, '--data', data, '--metrics', 'cosine'], { timeoutMs: 60_000 });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--embedding-model .* is not a model directory/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

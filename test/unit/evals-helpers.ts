@@ -1,7 +1,8 @@
 /**
  * The Evals API over a real store in a temporary data directory, graded by
- * scripted engines (http-fake-engine.ts): the app, its service, the worker
- * and the internal chat serving, wired as stored-services.ts wires them.
+ * scripted engines (http-fake-engine.ts) or the real model: the app, its
+ * service, the worker and the internal chat and embedding serving, wired as
+ * stored-services.ts wires them.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { internalGradingDeps } from '../../src/evals/serving-deps.ts';
 import { EvalRunWorker, type EvalWorkerSettings } from '../../src/jobs/evals/worker.ts';
 import { Admission } from '../../src/serving/admission.ts';
 import { ChatServing } from '../../src/serving/chat.ts';
+import { EmbeddingServing } from '../../src/serving/embeddings.ts';
 import { EvalService } from '../../src/serving/evals.ts';
 import { FileService } from '../../src/serving/files.ts';
 import type { ModelRegistry } from '../../src/serving/registry.ts';
@@ -72,21 +74,33 @@ export const SETTINGS: EvalWorkerSettings = {
   executor: { maxRenderChars: 4096, defaultMaxTokens: 64 },
 };
 
-export async function startEvals(opts: { engines?: FakeEngine[]; dataDir?: string; settings?: Partial<EvalWorkerSettings>; start?: boolean } = {}): Promise<EvalsHarness> {
+export interface EvalsOptions {
+  /** Scripted engines to serve (default: one ScoringFakeEngine); or `registry`, models already served (the real one). */
+  engines?: FakeEngine[];
+  registry?: ModelRegistry;
+  /** The model cosine embeds with, as --eval-embedding-model; default, as the server's: the first model served. */
+  embeddingModel?: string;
+  dataDir?: string;
+  settings?: Partial<EvalWorkerSettings>;
+  start?: boolean;
+}
+
+export async function startEvals(opts: EvalsOptions = {}): Promise<EvalsHarness> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mmrec-evals-'));
   const store = (await Store.open(dataDir)).store;
-  const registry = fakeRegistry(...(opts.engines ?? [new ScoringFakeEngine({ script: capitalsScript })]));
+  const registry = opts.registry ?? fakeRegistry(...(opts.engines ?? [new ScoringFakeEngine({ script: capitalsScript })]));
   const limits = { maxTokens: 64, maxN: 1 };
   const chat = new ChatServing({ registry, admission: new Admission(1, 0), limits });
+  const embeddings = { serving: new EmbeddingServing({ registry }), model: opts.embeddingModel ?? registry.list()[0].id };
   const settings = { ...SETTINGS, ...opts.settings };
   const worker = new EvalRunWorker({
     store,
     settings,
-    grading: internalGradingDeps({ chat, registry, maxRenderChars: settings.executor.maxRenderChars, maxMetricChars: 10_000, maxTokens: limits.maxTokens }),
+    grading: internalGradingDeps({ chat, registry, maxRenderChars: settings.executor.maxRenderChars, maxMetricChars: 10_000, maxTokens: limits.maxTokens, embeddings }),
     modelExists: (name) => registry.describe(name).then(() => true, () => false),
     log: pino({ level: 'silent' }),
   });
-  const service = new EvalService(store, worker, registry, { maxCriteria: 4, maxItems: settings.maxItems, itemSchema: settings.itemSchema });
+  const service = new EvalService(store, worker, registry, { maxCriteria: 4, maxItems: settings.maxItems, itemSchema: settings.itemSchema }, embeddings);
   const app = await buildApp({ registry, limits, files: new FileService(store, 1 << 20), evals: service });
   if (opts.start !== false) await worker.start();
   return {

@@ -72,7 +72,7 @@ test('sacrebleu reports 100.00000000000004 for a perfect match; the grade stays 
   assert.equal(textSimilarity('bleu', s, s), 1);
 });
 
-test('cosine is refused with an error the API turns into a 400; so is an unknown metric', () => {
+test('textSimilarity refuses cosine (it needs a model: the evals compute it, evals/cosine.ts) and unknown metrics, with errors the API turns into 400s', () => {
   assert.throws(
     () => textSimilarity('cosine', 'a', 'a'),
     (e: unknown) => e instanceof UnsupportedMetricError && e instanceof MetricError && e.code === 'unsupported_metric' && e.param === 'evaluation_metric' && /embeddings/.test(e.message),
