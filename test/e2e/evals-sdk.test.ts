@@ -130,6 +130,41 @@ test('the openai SDK creates an eval, runs it on mm-rec-tiny and reads the grade
   assert.equal((await client.evals.delete(ev.id)).deleted, true);
 });
 
+test("text_similarity cosine: the server's first model embeds the answer and the reference; each result names it", async () => {
+  const ev = await client.evals.create({
+    data_source_config: { type: 'custom', item_schema: { type: 'object', properties: { country: { type: 'string' }, answer: { type: 'string' } } }, include_sample_schema: true },
+    testing_criteria: [
+      { type: 'text_similarity', name: 'means the reference', input: '{{sample.output_text}}', reference: 'The capital of {{item.country}} is {{item.answer}}.', evaluation_metric: 'cosine', pass_threshold: 0.95 },
+    ],
+  });
+  assertOpenAI('Eval', ev);
+  const run = await client.evals.runs.create(ev.id, {
+    data_source: {
+      type: 'completions',
+      model: MODEL,
+      input_messages: { type: 'template', template: [{ role: 'user', content: 'What is the capital of {{item.country}}?' }] },
+      sampling_params: { temperature: 0, max_completion_tokens: 24 },
+      source: { type: 'file_content', content: [{ item: ITEMS[0] }, { item: ITEMS[1] }] },
+    },
+  });
+  const done = await waitForRun(client, ev.id, run.id);
+  assertOpenAI('EvalRun', done);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  // "The capital of Japan is Tokyo." is the reference itself (1); "Paris is the capital of France." scores 0.90 on mm-rec-tiny.
+  assert.deepEqual(done.result_counts, { total: 2, errored: 0, failed: 1, passed: 1 });
+  assert.deepEqual(done.per_model_usage.map((u) => [u.model_name, u.invocation_count]), [[MODEL, 4]], 'two samples, two embed calls');
+  const items: Array<{ datasource_item_id: number; results: Array<{ score: number; passed: boolean; sample?: unknown }> }> = [];
+  for await (const item of client.evals.runs.outputItems.list(run.id, { eval_id: ev.id })) {
+    assertOpenAI('EvalRunOutputItem', item);
+    items.push(item);
+  }
+  const [france, japan] = [0, 1].map((i) => items.find((item) => item.datasource_item_id === i)!.results[0]);
+  assert.ok(Math.abs(japan.score - 1) < 1e-6 && japan.passed, JSON.stringify(japan));
+  assert.ok(france.score > 0.8 && france.score < 0.95 && !france.passed, JSON.stringify(france));
+  assert.equal((france.sample as { model: string }).model, MODEL);
+  assert.equal((await client.evals.delete(ev.id)).deleted, true);
+});
+
 test('a server SIGKILLed during a run resumes it at its next start; every item is graded once', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'mmrec-evals-kill-'));
   // Few items at once, so that the kill lands in the middle of the run.
