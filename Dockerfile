@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# mmrec-server for a GPU host: CUDA 12 + cuDNN 9 runtime, Node 24 (LTS), the
+# mmrec-server for a GPU host: CUDA 12 + cuDNN 9 runtime, Node 26 (the current LTS), the
 # server built to JavaScript with production dependencies only, onnxruntime-node
 # with its CUDA 12 execution provider, and models/mm-rec-tiny baked in.
 #
@@ -23,11 +23,11 @@
 # sets only "compute,utility".
 
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
-ARG NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 FROM ${NODE_IMAGE} AS node
 
-# The runtime every stage below builds on: CUDA, Node 24 from the official image
+# The runtime every stage below builds on: CUDA, Node 26 from the official image
 # (its binary needs glibc >= 2.28; Ubuntu 22.04 has 2.35), the Vulkan loader.
 FROM ${CUDA_IMAGE} AS base
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
@@ -52,15 +52,17 @@ RUN npm run build
 
 # Production dependencies, installed on the runtime's own OS so that a native module
 # (better-sqlite3) built from source links against the same glibc. The compilers are
-# needed only when no prebuilt binary can be downloaded, and stay in this stage.
+# needed only when no prebuilt binary can be downloaded (better-sqlite3 12 publishes none for
+# Node 26), and stay in this stage. GCC 12, not Ubuntu 22.04's default 11: Node 26's V8 headers
+# are C++20, and GCC 12 is the compiler this build was tested with (Debian 12's).
 # The repository's .npmrc (which skips onnxruntime's CUDA download for CPU-only CI) is
 # not copied; ONNXRUNTIME_NODE_INSTALL=cuda12 makes the install fetch the CUDA 12 provider.
 FROM base AS deps
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
+ && apt-get install -y --no-install-recommends python3 make gcc-12 g++-12 \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --no-audit --no-fund \
+RUN CC=gcc-12 CXX=g++-12 ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --no-audit --no-fund \
  && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
  && node -e "new (require('better-sqlite3'))(':memory:').close()" \
  && npm cache clean --force
