@@ -13,6 +13,8 @@
  * bundle that prepare.sh builds (`node .gpu-check/app/measure.js …`).
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OnnxModel, type ExecutionProviderChoice, type ForwardResult } from '../../src/engine/onnx-model.ts';
@@ -147,7 +149,9 @@ async function bench() {
 
 /** Starts the real server on a free port, waits until it is ready, and returns its URL, the provider log line and a stop function. */
 async function startServer(server: string) {
-  const args = [...(server.endsWith('.ts') ? ['--import', 'tsx'] : []), server, '--port', '0', '--model', modelDir, '--device', device];
+  // A data directory of its own: the server's store (files, jobs, responses) is not this measurement's business.
+  const dataDir = mkdtempSync(join(tmpdir(), 'mmrec-gpu-check-data-'));
+  const args = [...(server.endsWith('.ts') ? ['--import', 'tsx'] : []), server, '--port', '0', '--model', modelDir, '--device', device, '--data-dir', dataDir];
   if (threads) args.push('--intra-op-threads', String(threads));
   const proc = spawn(process.execPath, [...args, '--max-concurrency', opts.streams, '--max-batch-size', opts.streams], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

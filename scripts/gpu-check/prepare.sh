@@ -40,7 +40,7 @@ APP="$WORK/app"
 # The banner gives the ESM bundle a `require` for the CommonJS dependencies inside it.
 "$ESBUILD" "$ROOT/src/server.ts" "$ROOT/src/engine/model-worker.ts" "$ROOT/scripts/gpu-check/measure.ts" \
   --bundle --platform=node --format=esm --target=node20 --outdir="$APP" --entry-names='[name]' \
-  --external:onnxruntime-node --log-level=warning \
+  --external:onnxruntime-node --external:better-sqlite3 --log-level=warning \
   --banner:js="import { createRequire as __mmrecCreateRequire } from 'node:module'; const require = __mmrecCreateRequire(import.meta.url);"
 echo '{ "type": "module", "private": true }' > "$APP/package.json"
 mkdir -p "$APP/node_modules/onnxruntime-node/bin/napi-v6/linux/x64" "$APP/node_modules/onnxruntime-common/dist"
@@ -52,6 +52,13 @@ cp "$ORT/bin/napi-v6/linux/x64/onnxruntime_binding.node" "$ORT/bin/napi-v6/linux
 COMMON="$(cd "$ORT" && node -p "require('path').resolve(require.resolve('onnxruntime-common'), '../../..')")"
 cp "$COMMON/package.json" "$APP/node_modules/onnxruntime-common/"
 cp -r "$COMMON/dist/cjs" "$APP/node_modules/onnxruntime-common/dist/"
+# better-sqlite3 (the server's store) finds its native binding through `bindings`, by its package's
+# place on disk: it travels as a package, with the binding compiled here for this very Node.
+SQLITE="$ROOT/node_modules/better-sqlite3"
+mkdir -p "$APP/node_modules/better-sqlite3/build/Release"
+cp -r "$SQLITE/package.json" "$SQLITE/lib" "$APP/node_modules/better-sqlite3/"
+cp "$SQLITE/build/Release/better_sqlite3.node" "$APP/node_modules/better-sqlite3/build/Release/"
+for dep in bindings file-uri-to-path; do cp -r "$ROOT/node_modules/$dep" "$APP/node_modules/"; done
 find "$APP/node_modules" -name '*.map' -delete -o -name '*.d.ts' -delete
 tar -C "$WORK" -cf - app | xz -9 -T0 > "$KIT/app.tar.xz"
 
