@@ -25,6 +25,7 @@ import { prepareConstraints } from './serving/constraints.ts';
 import { InFlight } from './http/request-context.ts';
 import { ServerMetrics } from './serving/metrics.ts';
 import { stopModelWorkers } from './engine/worker-model.ts';
+import { grammarLimits, servingLimits } from './serving/config-limits.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -81,24 +82,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const { store, report } = await Store.open(config.dataDir, { maxConversationItems: config.maxConversationItems });
   log.info({ data_dir: store.dataDir.root, ...report }, `data directory ${store.dataDir.root}`);
   const stored = createStoredServices(config, store, registry, log, (id) => ({ onStep: (step) => metrics.observeStep(id, step) }), { evalEmbeddingModel });
-  const limits = {
-    maxTokens: config.maxTokens,
-    maxN: config.maxN,
-    maxRequestTokens: config.maxRequestTokens,
-    maxRequestLogprobs: config.maxRequestLogprobs,
-    maxJsonDepth: config.maxJsonDepth,
-  };
-  const grammarLimits = {
-    maxTools: config.maxTools,
-    maxSchemaDepth: config.maxSchemaDepth,
-    maxGrammarBytes: config.maxGrammarBytes,
-    maxGrammarBranches: config.maxGrammarBranches,
-    maxPatternStates: config.maxPatternStates,
-    cacheBytes: config.grammarCacheBytes,
-    constraintBytes: config.constraintBytes,
-  };
+  const limits = servingLimits(config);
+  const grammar = grammarLimits(config);
   const admission = new Admission(config.maxConcurrency, config.maxQueue);
-  const constraints = new ReplyConstraints(grammarLimits, (fields, message) => log.warn(fields, message));
+  const constraints = new ReplyConstraints(grammar, (fields, message) => log.warn(fields, message));
   const responseServices = createResponseServices(config, store, registry, { admission, constraints, limits }, log);
   const app = await buildApp({
     files: stored.files,
@@ -111,7 +98,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     registry,
     limits,
     embeddingLimits: { maxInputs: config.maxEmbeddingInputs, maxInputTokens: config.maxEmbeddingInputTokens, maxTokens: config.maxEmbeddingTokens },
-    grammarLimits,
+    grammarLimits: grammar,
     admission,
     metrics,
     apiKeys: config.apiKeys,

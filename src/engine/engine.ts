@@ -278,14 +278,7 @@ export class MMRecEngine implements Engine {
       const bad = r.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
       if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
     }
-    const run = scoreSequences(this.model, requests, { ...DEFAULT_SCORING, padId: this.info.eosTokenIds[0], signal });
-    const tracked = run.then(
-      () => undefined as unknown as GenerationResult,
-      () => undefined as unknown as GenerationResult,
-    );
-    this.inFlight.add(tracked);
-    void tracked.finally(() => this.inFlight.delete(tracked));
-    return run;
+    return this.trackOutsideScheduler(scoreSequences(this.model, requests, { ...DEFAULT_SCORING, padId: this.info.eosTokenIds[0], signal }));
   }
 
   /**
@@ -300,7 +293,11 @@ export class MMRecEngine implements Engine {
       const bad = r.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
       if (bad !== undefined) throw new RangeError(`token id ${bad} is outside the vocabulary [0, ${this.info.vocabSize})`);
     }
-    const run = embedSequences(this.model, requests, { rows: DEFAULT_EMBEDDING_ROWS, tokensPerCall: this.prefillChunk, signal });
+    return this.trackOutsideScheduler(embedSequences(this.model, requests, { rows: DEFAULT_EMBEDDING_ROWS, tokensPerCall: this.prefillChunk, signal }));
+  }
+
+  /** Work that makes its own model calls (scoring, embeddings): close() waits for it as for generations. */
+  private trackOutsideScheduler<T>(run: Promise<T>): Promise<T> {
     const tracked = run.then(
       () => undefined as unknown as GenerationResult,
       () => undefined as unknown as GenerationResult,

@@ -19,6 +19,7 @@ import { FineTuningService } from './fine-tuning.ts';
 import { EvalRunWorker } from '../jobs/evals/worker.ts';
 import { internalGradingDeps } from '../evals/serving-deps.ts';
 import { Admission } from './admission.ts';
+import { grammarLimits, servingLimits } from './config-limits.ts';
 import { ChatServing } from './chat.ts';
 import { EmbeddingServing } from './embeddings.ts';
 import { EvalService } from './evals.ts';
@@ -120,16 +121,8 @@ function createEvalServices(config: ServerConfig, store: Store, registry: ModelR
     registry,
     // Internal requests take no admission slot (the run bounds its own concurrency); this one is never used.
     admission: new Admission(1, 0),
-    limits: { maxTokens: config.maxTokens, maxN: config.maxN, maxRequestTokens: config.maxRequestTokens, maxRequestLogprobs: config.maxRequestLogprobs, maxJsonDepth: config.maxJsonDepth },
-    grammar: {
-      maxTools: config.maxTools,
-      maxSchemaDepth: config.maxSchemaDepth,
-      maxGrammarBytes: config.maxGrammarBytes,
-      maxGrammarBranches: config.maxGrammarBranches,
-      maxPatternStates: config.maxPatternStates,
-      cacheBytes: config.grammarCacheBytes,
-      constraintBytes: config.constraintBytes,
-    },
+    limits: servingLimits(config),
+    grammar: grammarLimits(config),
   });
   // No admission here either: cosine's texts are batched by the grading deps, bounded by the run's concurrency.
   const embeddings = {
