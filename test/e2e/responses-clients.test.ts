@@ -4,7 +4,8 @@
  * (its default model is a Responses model) running an agent with one
  * function tool to completion; the Vercel AI SDK's @ai-sdk/openai provider
  * with its default `openai(id)` model (generateText with a tool, streamText);
- * LangChain's ChatOpenAI with useResponsesApi.
+ * LangChain's ChatOpenAI with useResponsesApi, and its createAgent with a
+ * "openai:<model>" string configured only by OPENAI_BASE_URL / OPENAI_API_KEY.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, stepCountIs, streamText, tool } from 'ai';
 import { ChatOpenAI } from '@langchain/openai';
 import { tool as langchainTool } from '@langchain/core/tools';
+import { createAgent } from 'langchain';
 import { MODEL, startServer, type ServerProcess } from './helpers.ts';
 
 let server: ServerProcess;
@@ -100,4 +102,27 @@ test('LangChain: ChatOpenAI with useResponsesApi, plain and with a bound tool', 
   assert.equal(message.tool_calls![0].name, 'get_weather');
   assert.equal(typeof message.tool_calls![0].args.city, 'string');
   assert.ok(await loggedResponses(before + 2), 'useResponsesApi speaks the Responses API');
+});
+
+test('LangChain: createAgent with a "openai:…" model string, configured by the environment, runs a tool to completion', async () => {
+  const saved = { base: process.env.OPENAI_BASE_URL, key: process.env.OPENAI_API_KEY };
+  process.env.OPENAI_BASE_URL = `${server.url}/v1`;
+  process.env.OPENAI_API_KEY = 'unused';
+  try {
+    const before = responsesRequests();
+    const calls: string[] = [];
+    const getWeather = langchainTool(async ({ city }: { city: string }) => (calls.push(city), weather(city)), { name: 'get_weather', description: 'Get the current weather in a city', schema: z.object({ city: z.string() }) });
+    const agent = createAgent({ model: `openai:${MODEL}`, tools: [getWeather] });
+    const result = await agent.invoke({ messages: [{ role: 'user', content: "What's the weather in Paris?" }] }, { recursionLimit: 8 });
+    assert.equal(calls.length, 1, `the tool ran once: ${JSON.stringify(result.messages.map((m) => m.getType()))}`);
+    const last = result.messages.at(-1)!;
+    assert.equal(last.getType(), 'ai');
+    assert.ok(last.text.length > 0, 'a final answer after the tool result');
+    assert.ok(await loggedResponses(before + 2), 'createAgent speaks the Responses API');
+  } finally {
+    if (saved.base === undefined) delete process.env.OPENAI_BASE_URL;
+    else process.env.OPENAI_BASE_URL = saved.base;
+    if (saved.key === undefined) delete process.env.OPENAI_API_KEY;
+    else process.env.OPENAI_API_KEY = saved.key;
+  }
 });
