@@ -230,7 +230,7 @@ export function itemsToMessages(items: readonly ConversationItem[]): ChatMessage
   return messages;
 }
 
-/** Hosted tool types of OpenAI's Responses API that this server does not have. */
+/** Hosted tool types of OpenAI's Responses API: OpenAI runs them itself, and this server has none of them. */
 const HOSTED_TOOLS: Record<string, string> = {
   file_search: 'file search',
   web_search: 'web search',
@@ -245,8 +245,25 @@ const HOSTED_TOOLS: Record<string, string> = {
   local_shell: 'the local shell tool',
   shell: 'the shell tool',
   apply_patch: 'the apply_patch tool',
-  custom: 'custom (grammar or free-text) tools',
+  tool_search: 'tool search',
 };
+
+/** What a client that sends a hosted tool by default can set to stop sending it. */
+const HOSTED_HINTS: Record<string, string> = {
+  'web search': ' (Codex CLI: web_search = "disabled" in config.toml)',
+};
+
+function refusedTool(t: Record<string, unknown>, tp: string, taken: string): TemplateError {
+  const what = typeof t.type === 'string' ? HOSTED_TOOLS[t.type] : undefined;
+  if (what) {
+    return new TemplateError(
+      `${tp} has type ${JSON.stringify(t.type)}, a hosted tool: OpenAI runs hosted tools itself, and this server has no ${what}. Remove it from tools${HOSTED_HINTS[what] ?? ''}; ${taken}`,
+      `${tp}.type`,
+    );
+  }
+  if (t.type === 'custom') return new TemplateError(`${tp} has type "custom": this server has no custom (grammar or free-text) tools; ${taken}`, `${tp}.type`);
+  return new TemplateError(`${tp} has type ${JSON.stringify(t.type)}; ${taken}`, `${tp}.type`);
+}
 
 /**
  * Function tools in the Responses API's flat shape → the template's tools.
@@ -258,13 +275,7 @@ export function toResponseToolSpecs(raw: unknown, param = 'tools'): Array<ToolSp
   return raw.map((t, i) => {
     const tp = `${param}[${i}]`;
     if (!isObject(t)) throw new TemplateError(`${tp} must be a tool object`, tp);
-    if (t.type !== 'function') {
-      const why = typeof t.type === 'string' ? HOSTED_TOOLS[t.type] : undefined;
-      throw new TemplateError(
-        `${tp} has type ${JSON.stringify(t.type)}${why ? `: this server has no ${why}` : ''}; only function tools ({type: "function", name, parameters}) are supported`,
-        `${tp}.type`,
-      );
-    }
+    if (t.type !== 'function') throw refusedTool(t, tp, 'only function tools ({type: "function", name, parameters}) are supported');
     if (typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name)) {
       throw new TemplateError(`${tp}.name must be 1 to 64 letters, digits, _ or - (the Responses API's function tools are flat: {type, name, description, parameters, strict})`, `${tp}.name`);
     }

@@ -61,13 +61,17 @@ test('items → messages: an assistant message and the calls after it are one re
   assert.deepEqual(bare, [{ role: 'assistant', content: '', tool_calls: [{ name: 'f', arguments: '{}', id: 'c' }] }]);
 });
 
-test('tools: the flat function shape, strict by default; hosted tools refused by name', () => {
+test('tools: the flat function shape, strict by default; hosted tools refused by name, with what to do', () => {
   assert.deepEqual(toResponseToolSpecs([{ type: 'function', name: 'f', parameters: { type: 'object' } }, { type: 'function', name: 'g', strict: false }]), [
     { name: 'f', description: undefined, parameters: { type: 'object' }, strict: true },
     { name: 'g', description: undefined, parameters: undefined },
   ]);
   assert.throws(() => toResponseToolSpecs([{ type: 'function', function: { name: 'f' } }]), (e: TemplateError) => /flat/.test(e.message) && e.param === 'tools[0].name');
-  assert.throws(() => toResponseToolSpecs([{ type: 'code_interpreter' }]), (e: TemplateError) => /code interpreter/.test(e.message));
+  assert.throws(() => toResponseToolSpecs([{ type: 'code_interpreter' }]), (e: TemplateError) => /code interpreter/.test(e.message) && /hosted/.test(e.message));
+  assert.throws(
+    () => toResponseToolSpecs([{ type: 'web_search', external_web_access: false }]),
+    (e: TemplateError) => e.param === 'tools[0].type' && /hosted tool/.test(e.message) && /Remove it from tools/.test(e.message) && /web_search = "disabled"/.test(e.message),
+  );
 });
 
 test('continuation: a conversation rendered in two parts is the same tokens as rendered whole; replyTokens is the assistant message after the generation prompt', () => {

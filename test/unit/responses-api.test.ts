@@ -119,7 +119,7 @@ test('what this model cannot take is a 400 that names it', async () => {
     [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://x/y.png' }] }] }, 'input[0].content[0].type', /text only/],
     [{ input: [{ type: 'reasoning', id: 'rs_1', summary: [] }] }, 'input[0].type', /reasoning/],
     [{ input: [{ type: 'web_search_call', id: 'ws_1' }] }, 'input[0].type', /web search/],
-    [{ input: 'hi', tools: [{ type: 'web_search' }] }, 'tools[0].type', /web search/],
+    [{ input: 'hi', tools: [{ type: 'web_search' }] }, 'tools[0].type', /hosted tool.*no web search.*Remove it from tools \(Codex CLI: web_search = "disabled"/],
     [{ input: 'hi', tools: [{ type: 'mcp', server_label: 'x', server_url: 'https://x' }] }, 'tools[0].type', /MCP/],
     [{ input: 'hi', tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] }, 'tools[0].type', /file search/],
     [{ input: [{ type: 'item_reference', id: 'msg_nope' }] }, 'input[0].id', /not found/],
