@@ -3,7 +3,8 @@
  * (messages, function calls, their outputs) are checked and normalised into
  * the items a server keeps and returns; a conversation's items become the
  * messages the template renders, the same way whether they come from a
- * request, a stored response or a conversation. Errors name the offending
+ * request, a stored response or a conversation. Function tools, alone or in
+ * namespaces, become the tools the template shows. Errors name the offending
  * field, and anything this text-only model cannot take (images, files,
  * reasoning, hosted tools) is refused by name.
  */
@@ -36,6 +37,9 @@ export interface FunctionCallItem {
   type: 'function_call';
   id: string;
   call_id: string;
+  /** The namespace tool the function belongs to (absent for a top-level function tool). */
+  namespace?: string;
+  /** The function's own name (within its namespace, if any). */
   name: string;
   /** JSON text of the arguments object. */
   arguments: string;
@@ -87,6 +91,9 @@ const UNSUPPORTED_ITEMS: Record<string, string> = {
 };
 
 const TAKEN = 'message, function_call, function_call_output and item_reference items';
+
+/** A function tool's (and a namespace's) name, as OpenAI restricts it. */
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -146,6 +153,10 @@ export function parseInputItem(raw: unknown, param: string, opts: ParseOptions):
     case 'function_call': {
       const call_id = requireString(raw, 'call_id', param, 'the id that its function_call_output answers');
       const name = requireString(raw, 'name', param, 'the function called');
+      const namespace = raw.namespace ?? undefined;
+      if (namespace !== undefined && (typeof namespace !== 'string' || !TOOL_NAME.test(namespace))) {
+        throw new TemplateError(`${param}.namespace must be 1 to 64 letters, digits, _ or - (the name of a namespace tool)`, `${param}.namespace`);
+      }
       const args = raw.arguments === undefined ? '{}' : raw.arguments;
       if (typeof args !== 'string') throw new TemplateError(`${param}.arguments must be a JSON string`, `${param}.arguments`);
       const depth = opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
@@ -155,7 +166,7 @@ export function parseInputItem(raw: unknown, param: string, opts: ParseOptions):
       } catch {
         throw new TemplateError(`${param}.arguments is not valid JSON: ${args.slice(0, 80)}`, `${param}.arguments`);
       }
-      return { type: 'function_call', id: id ?? opts.newId('fc_'), call_id, name, arguments: args, status: 'completed' };
+      return { type: 'function_call', id: id ?? opts.newId('fc_'), call_id, ...(namespace !== undefined ? { namespace } : {}), name, arguments: args, status: 'completed' };
     }
     case 'function_call_output': {
       const call_id = requireString(raw, 'call_id', param, 'the call_id of the function_call it answers');
@@ -214,7 +225,7 @@ export function itemsToMessages(items: readonly ConversationItem[]): ChatMessage
       }
       afterCall = false;
     } else if (item.type === 'function_call') {
-      const call: ToolCallSpec = { name: item.name, arguments: item.arguments, id: item.call_id };
+      const call: ToolCallSpec = { name: shownToolName(item.namespace, item.name), arguments: item.arguments, id: item.call_id };
       if (!open) {
         open = { role: 'assistant', content: '' };
         messages.push(open);
@@ -253,6 +264,46 @@ const HOSTED_HINTS: Record<string, string> = {
   'web search': ' (Codex CLI: web_search = "disabled" in config.toml)',
 };
 
+/**
+ * Between a namespace and a function's name in the tools the model sees and
+ * the calls it writes: no function or namespace name can contain it, so
+ * `<namespace>.<name>` never clashes with a top-level function tool.
+ */
+const NAMESPACE_SEPARATOR = '.';
+
+/** A function tool as a response keeps it and echoes it. */
+export interface FunctionToolDef {
+  type: 'function';
+  name: string;
+  description: string | null;
+  parameters: Record<string, unknown> | null;
+  strict: boolean;
+}
+
+/** A namespace tool: function tools grouped under a name, which the model sees as `<namespace>.<name>`. */
+export interface NamespaceToolDef {
+  type: 'namespace';
+  name: string;
+  description: string;
+  tools: FunctionToolDef[];
+}
+
+export type ResponseToolDef = FunctionToolDef | NamespaceToolDef;
+
+/** A function as the template and the grammar take it, with where the request declared it (for error messages). */
+export type FunctionToolSpec = ToolSpec & { strict: boolean; param: string };
+
+/** The name the model sees (and calls) for a function of a namespace, or a top-level one. */
+export function shownToolName(namespace: string | undefined, name: string): string {
+  return namespace === undefined ? name : `${namespace}${NAMESPACE_SEPARATOR}${name}`;
+}
+
+/** A called name back to its namespace and function name (the inverse of shownToolName). */
+export function splitToolName(shown: string): { namespace?: string; name: string } {
+  const at = shown.indexOf(NAMESPACE_SEPARATOR);
+  return at < 0 ? { name: shown } : { namespace: shown.slice(0, at), name: shown.slice(at + 1) };
+}
+
 function refusedTool(t: Record<string, unknown>, tp: string, taken: string): TemplateError {
   const what = typeof t.type === 'string' ? HOSTED_TOOLS[t.type] : undefined;
   if (what) {
@@ -265,28 +316,73 @@ function refusedTool(t: Record<string, unknown>, tp: string, taken: string): Tem
   return new TemplateError(`${tp} has type ${JSON.stringify(t.type)}; ${taken}`, `${tp}.type`);
 }
 
+function functionTool(t: Record<string, unknown>, tp: string): FunctionToolDef {
+  if (typeof t.name !== 'string' || !TOOL_NAME.test(t.name)) {
+    throw new TemplateError(`${tp}.name must be 1 to 64 letters, digits, _ or - (the Responses API's function tools are flat: {type, name, description, parameters, strict})`, `${tp}.name`);
+  }
+  if (t.parameters !== undefined && t.parameters !== null && !isObject(t.parameters)) throw new TemplateError(`${tp}.parameters must be a JSON Schema object`, `${tp}.parameters`);
+  return {
+    type: 'function',
+    name: t.name,
+    description: typeof t.description === 'string' ? t.description : null,
+    parameters: (t.parameters as Record<string, unknown> | undefined) ?? null,
+    strict: t.strict !== false,
+  };
+}
+
+function namespaceTool(t: Record<string, unknown>, tp: string): NamespaceToolDef {
+  if (typeof t.name !== 'string' || !TOOL_NAME.test(t.name)) throw new TemplateError(`${tp}.name must be 1 to 64 letters, digits, _ or - (the namespace's name, used in its calls)`, `${tp}.name`);
+  if (t.description !== undefined && t.description !== null && typeof t.description !== 'string') throw new TemplateError(`${tp}.description must be a string`, `${tp}.description`);
+  if (!Array.isArray(t.tools) || t.tools.length === 0) throw new TemplateError(`${tp}.tools must be a non-empty array of function tools: namespace "${t.name}" has none`, `${tp}.tools`);
+  const seen = new Map<string, number>();
+  const tools = t.tools.map((inner, j) => {
+    const ip = `${tp}.tools[${j}]`;
+    if (!isObject(inner)) throw new TemplateError(`${ip} must be a tool object`, ip);
+    if (inner.type !== 'function') throw refusedTool(inner, ip, 'a namespace holds function tools ({type: "function", name, parameters}) only');
+    const f = functionTool(inner, ip);
+    const first = seen.get(f.name);
+    if (first !== undefined) throw new TemplateError(`${ip}.name "${f.name}": duplicate function name in namespace "${t.name}" (${tp}.tools[${first}] has it too)`, `${ip}.name`);
+    seen.set(f.name, j);
+    return f;
+  });
+  return { type: 'namespace', name: t.name, description: typeof t.description === 'string' ? t.description : '', tools };
+}
+
 /**
- * Function tools in the Responses API's flat shape → the template's tools.
- * `strict` defaults to true, as OpenAI's Responses API has it.
+ * The Responses API's tools → the definitions a response keeps and echoes:
+ * function tools in their flat shape (`strict` true unless false, as OpenAI's
+ * Responses API has it) and namespaces of them. Anything else is refused by
+ * name; a hosted tool with what to do about it.
  */
-export function toResponseToolSpecs(raw: unknown, param = 'tools'): Array<ToolSpec & { strict?: boolean }> | undefined {
+export function parseResponseTools(raw: unknown, param = 'tools'): ResponseToolDef[] | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (!Array.isArray(raw)) throw new TemplateError(`${param} must be an array`, param);
+  const namespaces = new Map<string, number>();
   return raw.map((t, i) => {
     const tp = `${param}[${i}]`;
     if (!isObject(t)) throw new TemplateError(`${tp} must be a tool object`, tp);
-    if (t.type !== 'function') throw refusedTool(t, tp, 'only function tools ({type: "function", name, parameters}) are supported');
-    if (typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name)) {
-      throw new TemplateError(`${tp}.name must be 1 to 64 letters, digits, _ or - (the Responses API's function tools are flat: {type, name, description, parameters, strict})`, `${tp}.name`);
-    }
-    if (t.parameters !== undefined && t.parameters !== null && !isObject(t.parameters)) throw new TemplateError(`${tp}.parameters must be a JSON Schema object`, `${tp}.parameters`);
-    return {
-      name: t.name,
-      description: typeof t.description === 'string' ? t.description : undefined,
-      parameters: t.parameters ?? undefined,
-      ...(t.strict !== false ? { strict: true } : {}),
-    };
+    if (t.type === 'function') return functionTool(t, tp);
+    if (t.type !== 'namespace') throw refusedTool(t, tp, 'only function tools ({type: "function", name, parameters}) and namespaces of them are supported');
+    const ns = namespaceTool(t, tp);
+    const first = namespaces.get(ns.name);
+    if (first !== undefined) throw new TemplateError(`${tp}.name "${ns.name}": duplicate namespace name (${param}[${first}] has it too)`, `${tp}.name`);
+    namespaces.set(ns.name, i);
+    return ns;
   });
+}
+
+/**
+ * The functions the model is offered, in request order, a namespace's in its
+ * place: named `<namespace>.<name>`, described by the namespace's description
+ * and then their own (the tools block has one line per function, nowhere to
+ * say a namespace's description once).
+ */
+export function functionToolSpecs(tools: readonly ResponseToolDef[], param = 'tools'): FunctionToolSpec[] {
+  const spec = (f: FunctionToolDef, p: string, ns?: NamespaceToolDef): FunctionToolSpec => {
+    const description = [ns?.description, f.description].filter((d) => d).join('\n');
+    return { name: shownToolName(ns?.name, f.name), description: description || undefined, parameters: f.parameters ?? undefined, strict: f.strict, param: p };
+  };
+  return tools.flatMap((t, i) => (t.type === 'function' ? [spec(t, `${param}[${i}]`)] : t.tools.map((f, j) => spec(f, `${param}[${i}].tools[${j}]`, t))));
 }
 
 /** The call ids an item list's function calls carry. */

@@ -21,13 +21,14 @@ export const ResponseInputItem = loose(
 
 export const ResponseTool = Type.Object(
   {
-    type: Type.String({ description: 'only "function"' }),
+    type: Type.String({ description: '"function", or "namespace": function tools grouped under a name, which the model sees (and calls) as <namespace>.<name>' }),
     name: Type.Optional(Type.String()),
     description: Opt(Type.String()),
     parameters: Opt(Type.Object({}, { additionalProperties: true, description: 'JSON Schema of the arguments object' })),
     strict: Opt(Type.Boolean({ description: 'default true (as OpenAI\'s Responses API): what the grammar cannot enforce of parameters is a 400; false: accepted and left unenforced' })),
+    tools: Opt(Type.Array(Type.Object({}, { additionalProperties: true }), { description: 'a namespace\'s function tools, {type: "function", name, description, parameters, strict} each' })),
   },
-  { title: 'ResponseFunctionTool', additionalProperties: true },
+  { title: 'ResponseTool', additionalProperties: true },
 );
 
 export const ResponseToolChoice = Type.Union(
@@ -36,7 +37,13 @@ export const ResponseToolChoice = Type.Union(
     Type.Literal('auto'),
     Type.Literal('required'),
     Type.Object(
-      { type: Type.String({ description: '"function" (with name) or "allowed_tools" (with mode and tools)' }), name: Type.Optional(Type.String()), mode: Type.Optional(Type.String()), tools: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }))) },
+      {
+        type: Type.String({ description: '"function" (with name) or "allowed_tools" (with mode and tools: {type: "function", name} or {type: "namespace", name}, every function of it)' }),
+        name: Type.Optional(Type.String({ description: 'a function of a namespace: its name with namespace, or <namespace>.<name>' })),
+        namespace: Type.Optional(Type.String({ description: 'the namespace of the function named (an extension: OpenAI\'s function tool choice has name only)' })),
+        mode: Type.Optional(Type.String()),
+        tools: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }))),
+      },
       { additionalProperties: true },
     ),
   ],

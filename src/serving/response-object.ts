@@ -3,18 +3,12 @@
  * (its stored request) and what it became (status, output, usage). One
  * function for live, stored and background responses alike.
  */
-import type { ConversationItem } from '../chat/response-items.ts';
+import type { ConversationItem, ResponseToolDef } from '../chat/response-items.ts';
 import type { ResponseObject, ResponseUsage } from '../protocol/responses.ts';
 import type { ResponseError, ResponseStatus } from '../store/responses.ts';
 
-/** A function tool as a response echoes it (and as it is kept). */
-export interface ToolEcho {
-  type: 'function';
-  name: string;
-  description: string | null;
-  parameters: Record<string, unknown> | null;
-  strict: boolean;
-}
+/** A tool as a response echoes it (and as it is kept): a function tool or a namespace of them. */
+export type ToolEcho = ResponseToolDef;
 
 /** The text format as a response echoes it. */
 export type TextFormat =

@@ -11,7 +11,7 @@
  *
  * Every event gets the next sequence_number of the response's stream.
  */
-import type { FunctionCallItem, ItemStatus, MessageItem, OutputTextPart } from '../chat/response-items.ts';
+import { splitToolName, type FunctionCallItem, type ItemStatus, type MessageItem, type OutputTextPart } from '../chat/response-items.ts';
 import type { ToolCallEvent } from '../chat/tool-call-parser.ts';
 import { randomId } from './util.ts';
 
@@ -56,7 +56,9 @@ export class OutputBuilder {
       if ('name' in e) {
         this.closeMessage('completed');
         this.closeCalls('completed');
-        const item: FunctionCallItem = { type: 'function_call', id: randomId('fc_'), call_id: randomId('call_'), name: e.name, arguments: '', status: 'in_progress' };
+        // A function of a namespace is called by its shown name, `<namespace>.<name>`: the item says which namespace and its own name.
+        const { namespace, name } = splitToolName(e.name);
+        const item: FunctionCallItem = { type: 'function_call', id: randomId('fc_'), call_id: randomId('call_'), ...(namespace !== undefined ? { namespace } : {}), name, arguments: '', status: 'in_progress' };
         const index = this.items.push(item) - 1;
         this.calls.set(e.index, { item, index, open: true });
         this.sink.emit('response.output_item.added', { output_index: index, item: { ...item } });

@@ -11,7 +11,18 @@
  * anonymous prefix cache of chat completions still helps a client that
  * resends it.
  */
-import { callIds, itemsToMessages, parseInput, toResponseToolSpecs, type ConversationItem, type InputItem } from '../chat/response-items.ts';
+import {
+  callIds,
+  functionToolSpecs,
+  itemsToMessages,
+  parseInput,
+  parseResponseTools,
+  shownToolName,
+  splitToolName,
+  type ConversationItem,
+  type FunctionToolSpec,
+  type InputItem,
+} from '../chat/response-items.ts';
 import type { ChatMessage, RenderedChat } from '../chat/template.ts';
 import type { InitialState } from '../engine/types.ts';
 import type { ChatCompletionRequest } from '../protocol/chat.ts';
@@ -152,27 +163,70 @@ function textFormat(raw: NonNullable<NonNullable<CreateResponseRequest['text']>[
   return { type: 'json_schema', name: raw.name, schema: raw.schema as Record<string, unknown>, strict: raw.strict === true, ...(raw.description ? { description: raw.description } : {}) };
 }
 
-/** tool_choice → what the grammar takes, and the tools calls are limited to (allowed_tools). */
-function parseToolChoice(raw: unknown, tools: ToolEcho[]): { choice: 'none' | ToolChoice; callable?: string[] } {
+/**
+ * The function a tool choice names, as the model sees it: a top-level one by
+ * its name; one in a namespace by `namespace` and its name, or by the shown
+ * `<namespace>.<name>` (OpenAI's ToolChoiceFunction has only `name`, so a
+ * client that cannot add `namespace` can still force one).
+ */
+function chosenFunction(c: { name?: unknown; namespace?: unknown }, tools: readonly ToolEcho[], param: string): string {
+  if (typeof c.name !== 'string') throw ApiError.invalid(`${param}.name is required for a function tool choice`, `${param}.name`);
+  const given = c.namespace !== undefined && c.namespace !== null;
+  if (given && typeof c.namespace !== 'string') throw ApiError.invalid(`${param}.namespace must be a string`, `${param}.namespace`);
+  const { namespace, name } = given ? { namespace: c.namespace as string, name: c.name } : splitToolName(c.name);
+  if (namespace !== undefined) {
+    const ns = tools.find((t) => t.type === 'namespace' && t.name === namespace);
+    if (!ns || ns.type !== 'namespace') throw ApiError.invalid(`${param} names the namespace ${JSON.stringify(namespace)}, which is not among the tools`, given ? `${param}.namespace` : `${param}.name`);
+    if (!ns.tools.some((f) => f.name === name)) throw ApiError.invalid(`${param} names the function ${JSON.stringify(name)}, which is not among the tools of namespace ${JSON.stringify(namespace)}`, `${param}.name`);
+    return shownToolName(namespace, name);
+  }
+  if (tools.some((t) => t.type === 'function' && t.name === name)) return name;
+  const holder = tools.find((t) => t.type === 'namespace' && t.tools.some((f) => f.name === name));
+  const hint = holder ? `: it is in namespace ${JSON.stringify(holder.name)} (name it ${JSON.stringify(shownToolName(holder.name, name))}, or add namespace ${JSON.stringify(holder.name)})` : '';
+  throw ApiError.invalid(`${param} names the function ${JSON.stringify(name)}, which is not among the tools${hint}`, `${param}.name`);
+}
+
+/** tool_choice → what the grammar takes, and the tools calls are limited to (allowed_tools), by their shown names. */
+function parseToolChoice(raw: unknown, tools: readonly ToolEcho[]): { choice: 'none' | ToolChoice; callable?: string[] } {
   if (raw === undefined || raw === null || raw === 'auto') return { choice: 'auto' };
   if (raw === 'none' || raw === 'required') return { choice: raw };
-  const c = raw as { type?: string; name?: string; mode?: string; tools?: Array<{ type?: string; name?: string }> };
-  if (c.type === 'function') {
-    if (typeof c.name !== 'string') throw ApiError.invalid('tool_choice.name is required for a function tool choice', 'tool_choice.name');
-    if (!tools.some((t) => t.name === c.name)) throw ApiError.invalid(`tool_choice names the function ${JSON.stringify(c.name)}, which is not among the tools`, 'tool_choice.name');
-    return { choice: { name: c.name } };
-  }
+  const c = raw as { type?: string; name?: string; namespace?: string; mode?: string; tools?: Array<{ type?: string; name?: string; namespace?: string }> };
+  if (c.type === 'function') return { choice: { name: chosenFunction(c, tools, 'tool_choice') } };
   if (c.type === 'allowed_tools') {
     if (c.mode !== 'auto' && c.mode !== 'required') throw ApiError.invalid('tool_choice.mode must be "auto" or "required"', 'tool_choice.mode');
-    const names = (c.tools ?? []).map((t, i) => {
-      if (t.type !== 'function' || typeof t.name !== 'string') throw ApiError.invalid(`tool_choice.tools[${i}] must be {type: "function", name}: only function tools are supported`, `tool_choice.tools[${i}]`);
-      if (!tools.some((x) => x.name === t.name)) throw ApiError.invalid(`tool_choice.tools[${i}] names ${JSON.stringify(t.name)}, which is not among the tools`, `tool_choice.tools[${i}].name`);
-      return t.name;
+    const names = (c.tools ?? []).flatMap((t, i) => {
+      const tp = `tool_choice.tools[${i}]`;
+      if (t.type === 'namespace') {
+        // A whole namespace: every function in it.
+        const ns = tools.find((x) => x.type === 'namespace' && x.name === t.name);
+        if (!ns || ns.type !== 'namespace') throw ApiError.invalid(`${tp} names the namespace ${JSON.stringify(t.name)}, which is not among the tools`, `${tp}.name`);
+        return ns.tools.map((f) => shownToolName(ns.name, f.name));
+      }
+      if (t.type !== 'function') throw ApiError.invalid(`${tp} must be {type: "function", name} (with namespace for a function of one) or {type: "namespace", name}: only function tools are supported`, tp);
+      return [chosenFunction(t, tools, tp)];
     });
     if (names.length === 0) throw ApiError.invalid('tool_choice.tools must name at least one tool', 'tool_choice.tools');
     return { choice: c.mode, callable: names };
   }
-  throw ApiError.invalid(`tool_choice of type ${JSON.stringify(c.type)} is not supported: use "none", "auto", "required", {type: "function", name} or {type: "allowed_tools", mode, tools}`, 'tool_choice.type');
+  throw ApiError.invalid(
+    `tool_choice of type ${JSON.stringify(c.type)} is not supported: use "none", "auto", "required", {type: "function", name} (with namespace for a function of one) or {type: "allowed_tools", mode, tools}`,
+    'tool_choice.type',
+  );
+}
+
+/**
+ * The grammar and its checks name a tool by its place in the flat list the
+ * model sees, in chat completions' shape (`tools[5].function.parameters`):
+ * this names it where the request declared it (`tools[4].tools[1].parameters`).
+ */
+function inRequestTerms<T>(specs: readonly FunctionToolSpec[], run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    const where = (text: string) => text.replace(/(?<![\w.])tools\[(\d+)\](?:\.function)?/g, (m, k: string) => specs[Number(k)]?.param ?? m);
+    throw new ApiError(e.status, where(e.message), e.type, e.param === null ? null : where(e.param), e.code, e.headers);
+  }
 }
 
 export class ResponsePlanner {
@@ -202,16 +256,14 @@ export class ResponsePlanner {
       parseInput(req.input, { newId: (prefix) => randomId(prefix), maxJsonDepth: this.deps.limits.maxJsonDepth, maxItems: this.deps.responses.maxInputItems }),
     );
     const input = await this.resolveReferences(parsed);
-    const specs = asInvalidRequest(() => toResponseToolSpecs(req.tools));
-    const tools: ToolEcho[] = (specs ?? []).map((t) => ({
-      type: 'function',
-      name: t.name,
-      description: t.description ?? null,
-      parameters: (t.parameters as Record<string, unknown> | undefined) ?? null,
-      strict: t.strict === true,
-    }));
+    const tools: ToolEcho[] = asInvalidRequest(() => parseResponseTools(req.tools)) ?? [];
+    const specs = functionToolSpecs(tools);
+    const { maxTools } = this.deps.constraints.limits;
+    if (specs.length > maxTools && tools.some((t) => t.type === 'namespace')) {
+      throw ApiError.invalid(`Invalid 'tools': ${specs.length} function tools, those in namespaces included; at most ${maxTools} are accepted (--max-tools).`, 'tools', 'array_above_max_length');
+    }
     const format = textFormat(req.text?.format);
-    this.deps.constraints.checkShape(specs, chatFormat(format));
+    inRequestTerms(specs, () => this.deps.constraints.checkShape(specs, chatFormat(format)));
     parseToolChoice(req.tool_choice, tools); // checked now, planned later
     const sampling = samplingParams(model, { temperature: create.temperature, top_p: create.top_p }, { enabled: false, top: 0 }, undefined, 0);
     const request: StoredRequest = {
@@ -249,7 +301,7 @@ export class ResponsePlanner {
   /** The plan for a prepared request. `stats` gets the prompt's size. */
   async plan(p: PreparedResponse, opts: { priority?: 'interactive' | 'background'; onToken?: () => void } = {}): Promise<ResponsePlan> {
     const { model, request } = p;
-    const specs = request.tools.map((t) => ({ name: t.name, description: t.description ?? undefined, parameters: t.parameters ?? undefined, strict: t.strict }));
+    const specs = functionToolSpecs(request.tools);
     const tools = specs.length > 0 ? specs : undefined;
     const { choice, callable } = parseToolChoice(request.tool_choice, request.tools);
     const shown = visibleTools(tools, choice);
@@ -294,14 +346,11 @@ export class ResponsePlanner {
     const restoredTokens = restored?.tokens ?? 0;
     const promptIds = rendered.ids;
     const maxTokens = resolveMaxTokens(model, restoredTokens + promptIds.length, requested, this.deps.limits, { param: 'max_output_tokens', promptParam: 'input' });
-    const constraint = this.deps.constraints.forRequest(model, {
-      tools,
-      shown,
-      choice: choice === 'none' ? 'auto' : choice,
-      parallel: request.parallel_tool_calls,
-      json,
-      callable: callable && shown?.filter((t) => callable.includes(t.name)),
-    });
+    const callableSpecs = callable && shown?.filter((t) => callable.includes(t.name));
+    // The grammar's errors index the list it compiled: the callable tools when there are some.
+    const constraint = inRequestTerms(callableSpecs ?? specs, () =>
+      this.deps.constraints.forRequest(model, { tools, shown, choice: choice === 'none' ? 'auto' : choice, parallel: request.parallel_tool_calls, json, callable: callableSpecs }),
+    );
     const bias = replyLogitBias(model, undefined, shown);
     const choiceRequest: ChoiceRequest = {
       promptIds,

@@ -1,7 +1,7 @@
 /** Responses items → template messages, and the template's continuation rendering that continuing from a state relies on. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { itemsToMessages, parseInput, toResponseToolSpecs, type ConversationItem } from '../../src/chat/response-items.ts';
+import { functionToolSpecs, itemsToMessages, parseInput, parseResponseTools, splitToolName, type ConversationItem } from '../../src/chat/response-items.ts';
 import { ChatTemplate, TemplateError, type ChatMessage } from '../../src/chat/template.ts';
 import { tokenizer } from './http-fake-engine.ts';
 
@@ -62,16 +62,75 @@ test('items → messages: an assistant message and the calls after it are one re
 });
 
 test('tools: the flat function shape, strict by default; hosted tools refused by name, with what to do', () => {
-  assert.deepEqual(toResponseToolSpecs([{ type: 'function', name: 'f', parameters: { type: 'object' } }, { type: 'function', name: 'g', strict: false }]), [
-    { name: 'f', description: undefined, parameters: { type: 'object' }, strict: true },
-    { name: 'g', description: undefined, parameters: undefined },
+  const tools = parseResponseTools([{ type: 'function', name: 'f', parameters: { type: 'object' } }, { type: 'function', name: 'g', strict: false }])!;
+  assert.deepEqual(tools, [
+    { type: 'function', name: 'f', description: null, parameters: { type: 'object' }, strict: true },
+    { type: 'function', name: 'g', description: null, parameters: null, strict: false },
   ]);
-  assert.throws(() => toResponseToolSpecs([{ type: 'function', function: { name: 'f' } }]), (e: TemplateError) => /flat/.test(e.message) && e.param === 'tools[0].name');
-  assert.throws(() => toResponseToolSpecs([{ type: 'code_interpreter' }]), (e: TemplateError) => /code interpreter/.test(e.message) && /hosted/.test(e.message));
+  assert.deepEqual(functionToolSpecs(tools), [
+    { name: 'f', description: undefined, parameters: { type: 'object' }, strict: true, param: 'tools[0]' },
+    { name: 'g', description: undefined, parameters: undefined, strict: false, param: 'tools[1]' },
+  ]);
+  assert.throws(() => parseResponseTools([{ type: 'function', function: { name: 'f' } }]), (e: TemplateError) => /flat/.test(e.message) && e.param === 'tools[0].name');
+  assert.throws(() => parseResponseTools([{ type: 'code_interpreter' }]), (e: TemplateError) => /code interpreter/.test(e.message) && /hosted/.test(e.message));
   assert.throws(
-    () => toResponseToolSpecs([{ type: 'web_search', external_web_access: false }]),
+    () => parseResponseTools([{ type: 'web_search', external_web_access: false }]),
     (e: TemplateError) => e.param === 'tools[0].type' && /hosted tool/.test(e.message) && /Remove it from tools/.test(e.message) && /web_search = "disabled"/.test(e.message),
   );
+});
+
+test('namespace tools: offered as <namespace>.<name> in place, described by the namespace too; calls map back; bad namespaces refused by field', () => {
+  const ns = {
+    type: 'namespace',
+    name: 'crm',
+    description: 'Customer records.',
+    tools: [
+      { type: 'function', name: 'find', description: 'Find a customer.', parameters: { type: 'object', properties: { q: { type: 'string' } } }, strict: false },
+      { type: 'function', name: 'delete' },
+    ],
+  };
+  const tools = parseResponseTools([{ type: 'function', name: 'find' }, ns, { type: 'function', name: 'last' }])!;
+  assert.deepEqual(tools[1], {
+    type: 'namespace',
+    name: 'crm',
+    description: 'Customer records.',
+    tools: [
+      { type: 'function', name: 'find', description: 'Find a customer.', parameters: ns.tools[0].parameters, strict: false },
+      { type: 'function', name: 'delete', description: null, parameters: null, strict: true },
+    ],
+  });
+  const specs = functionToolSpecs(tools);
+  assert.deepEqual(specs.map((s) => [s.name, s.description, s.param]), [
+    ['find', undefined, 'tools[0]'],
+    ['crm.find', 'Customer records.\nFind a customer.', 'tools[1].tools[0]'],
+    ['crm.delete', 'Customer records.', 'tools[1].tools[1]'],
+    ['last', undefined, 'tools[2]'],
+  ]);
+  assert.deepEqual(splitToolName('crm.find'), { namespace: 'crm', name: 'find' });
+  assert.deepEqual(splitToolName('find'), { name: 'find' });
+
+  const refused: Array<[unknown, string, RegExp]> = [
+    [{ ...ns, tools: [] }, 'tools[0].tools', /non-empty/],
+    [{ ...ns, tools: undefined }, 'tools[0].tools', /non-empty/],
+    [{ ...ns, name: 'a.b' }, 'tools[0].name', /letters, digits/],
+    [{ ...ns, tools: [{ type: 'function', name: 'f' }, { type: 'function', name: 'f' }] }, 'tools[0].tools[1].name', /duplicate function name in namespace "crm"/],
+    [{ ...ns, tools: [{ type: 'custom', name: 'c' }] }, 'tools[0].tools[0].type', /custom/],
+    [{ ...ns, tools: [{ type: 'web_search' }] }, 'tools[0].tools[0].type', /hosted/],
+    [{ ...ns, tools: [{ type: 'function', name: 'f', parameters: 'x' }] }, 'tools[0].tools[0].parameters', /JSON Schema/],
+  ];
+  for (const [tool, param, message] of refused) {
+    assert.throws(() => parseResponseTools([tool]), (e: TemplateError) => e.param === param && message.test(e.message), `${JSON.stringify(tool)} → ${param}`);
+  }
+  assert.throws(() => parseResponseTools([ns, ns]), (e: TemplateError) => e.param === 'tools[1].name' && /duplicate namespace/.test(e.message));
+});
+
+test('a function_call with a namespace: kept, and rendered by the name the model was shown', () => {
+  const items = parseInput([{ type: 'function_call', call_id: 'c1', namespace: 'crm', name: 'find', arguments: '{"q":"x"}' }], opts) as ConversationItem[];
+  assert.equal((items[0] as { namespace?: string }).namespace, 'crm');
+  assert.deepEqual(itemsToMessages(items), [{ role: 'assistant', content: '', tool_calls: [{ name: 'crm.find', arguments: '{"q":"x"}', id: 'c1' }] }]);
+  const plain = parseInput([{ type: 'function_call', call_id: 'c1', namespace: null, name: 'find' }], opts)[0];
+  assert.ok(!('namespace' in plain), 'a null namespace is none');
+  assert.throws(() => parseInput([{ type: 'function_call', call_id: 'c1', namespace: 'a b', name: 'find' }], opts), (e: TemplateError) => e.param === 'input[0].namespace');
 });
 
 test('continuation: a conversation rendered in two parts is the same tokens as rendered whole; replyTokens is the assistant message after the generation prompt', () => {

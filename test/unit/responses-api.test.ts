@@ -21,6 +21,16 @@ after(async () => {
 });
 
 const WEATHER = { type: 'function', name: 'get_weather', description: 'Get the current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }, strict: true };
+/** A namespace tool, shaped as Codex CLI sends its multi_agent_v1 (not strict). */
+const AGENTS = {
+  type: 'namespace',
+  name: 'agents',
+  description: 'Tools for spawning and managing sub-agents.',
+  tools: [
+    { type: 'function', name: 'close_agent', description: 'Close an agent.', strict: false, parameters: { type: 'object', properties: { target: { type: 'string' } }, required: ['target'], additionalProperties: false } },
+    { type: 'function', name: 'get_weather', description: 'A name a top-level tool has too.', strict: true, parameters: { type: 'object', properties: { place: { type: 'string' } }, required: ['place'], additionalProperties: false } },
+  ],
+};
 /** A reply the tiny model cannot end early: a string of at least 3000 characters. */
 const ENDLESS = { type: 'json_schema', name: 'essay', schema: { type: 'object', properties: { essay: { type: 'string', minLength: 3000 } }, required: ['essay'] }, strict: true };
 
@@ -101,6 +111,87 @@ test('streamed function calls: function_call items with their argument deltas; t
   const parsed = JSON.parse(outputText(r.body));
   assert.ok(['yes', 'no'].includes(parsed.answer) && Number.isInteger(parsed.confidence) && parsed.confidence >= 0 && parsed.confidence <= 10, outputText(r.body));
   assert.equal(r.body.text.format.type, 'json_schema');
+});
+
+test('a namespace tool: its functions offered as <namespace>.<name>, echoed as given; a forced call comes back with namespace and its own name', async () => {
+  const tools = [WEATHER, AGENTS];
+  const input = 'Close agent 7.';
+  // What the model sees: the tools block with the namespace's functions named agents.close_agent and agents.get_weather.
+  const shown = [
+    { name: 'get_weather', description: WEATHER.description, parameters: WEATHER.parameters },
+    { name: 'agents.close_agent', description: `${AGENTS.description}\nClose an agent.`, parameters: AGENTS.tools[0].parameters },
+    { name: 'agents.get_weather', description: `${AGENTS.description}\nA name a top-level tool has too.`, parameters: AGENTS.tools[1].parameters },
+  ];
+  const expected = h.models[0].template.render([{ role: 'user', content: input }], { tools: shown, addGenerationPrompt: true }).ids.length;
+  const count = await post(h, '/v1/responses/input_tokens', { model: MODEL, input, tools });
+  assert.equal(count.status, 200, JSON.stringify(count.body));
+  assert.equal(count.body.input_tokens, expected);
+
+  for (const tool_choice of [{ type: 'function', name: 'agents.close_agent' }, { type: 'function', namespace: 'agents', name: 'close_agent' }]) {
+    const r = await post(h, '/v1/responses', { model: MODEL, input, tools, tool_choice, temperature: 0 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assertOpenAI('Response', r.body);
+    const [call] = r.body.output;
+    assert.equal(call.type, 'function_call', JSON.stringify(r.body.output));
+    assert.deepEqual([call.namespace, call.name], ['agents', 'close_agent'], JSON.stringify(tool_choice));
+    assert.equal(typeof JSON.parse(call.arguments).target, 'string');
+    assert.deepEqual(r.body.tools[1], { ...AGENTS, tools: AGENTS.tools.map((t) => ({ ...t, description: t.description })) }, 'the namespace echoed as given');
+    assert.deepEqual(r.body.tool_choice, tool_choice);
+    assert.deepEqual((await get(h, `/v1/responses/${r.body.id}`)).body, r.body, 'stored with its namespace');
+  }
+  // The top-level get_weather and the namespace's are two tools: the bare name is the top-level one.
+  const top = await post(h, '/v1/responses', { model: MODEL, input: "What's the weather in Paris?", tools, tool_choice: { type: 'function', name: 'get_weather' }, temperature: 0 });
+  assert.equal(top.body.output[0].name, 'get_weather');
+  assert.ok(!('namespace' in top.body.output[0]), JSON.stringify(top.body.output[0]));
+  const inner = await post(h, '/v1/responses', { model: MODEL, input: "What's the weather in Paris?", tools, tool_choice: { type: 'function', name: 'agents.get_weather' }, temperature: 0 });
+  assert.deepEqual([inner.body.output[0].namespace, inner.body.output[0].name], ['agents', 'get_weather']);
+  assert.ok('place' in JSON.parse(inner.body.output[0].arguments), 'the namespace\'s own parameters');
+});
+
+test('a namespaced call streamed: output_item.added and .done carry namespace; allowed_tools takes a namespace or one of its functions', async () => {
+  const events = await stream({ model: MODEL, input: 'Close agent 7.', tools: [WEATHER, AGENTS], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'namespace', name: 'agents' }] }, temperature: 0 });
+  for (const e of events) assertOpenAI('ResponseStreamEvent', e);
+  const added = events.find((e) => e.type === 'response.output_item.added' && e.item.type === 'function_call')!;
+  const done = events.find((e) => e.type === 'response.output_item.done' && e.item.type === 'function_call')!;
+  assert.ok(added && done, events.map((e) => e.type).join(' '));
+  assert.equal(added.item.namespace, 'agents');
+  assert.equal(done.item.namespace, 'agents');
+  assert.ok(['close_agent', 'get_weather'].includes(done.item.name), done.item.name);
+  assert.equal(events.find((e) => e.type === 'response.function_call_arguments.done')!.name, done.item.name, 'the function\'s own name');
+  const final = events[events.length - 1].response;
+  assert.deepEqual(final.output.find((i: { type: string }) => i.type === 'function_call'), done.item);
+
+  const one = await post(h, '/v1/responses', { model: MODEL, input: "What's the weather in Paris?", tools: [WEATHER, AGENTS], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', namespace: 'agents', name: 'get_weather' }] }, temperature: 0 });
+  assert.equal(one.status, 200, JSON.stringify(one.body));
+  assert.deepEqual([one.body.output[0].namespace, one.body.output[0].name], ['agents', 'get_weather']);
+});
+
+test('namespace tools that cannot be offered are a 400 naming the field; they count toward --max-tools', async () => {
+  const fn = (name: string) => ({ type: 'function', name, parameters: { type: 'object', properties: {} } });
+  const ns = (tools: unknown[], name = 'agents') => ({ type: 'namespace', name, description: 'd', tools });
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ tools: [WEATHER, ns([fn('a'), { type: 'custom', name: 'c', description: 'free text' }])] }, 'tools[1].tools[1].type', /custom/],
+    [{ tools: [ns([])] }, 'tools[0].tools', /non-empty/],
+    [{ tools: [ns([fn('a'), fn('b'), fn('a')])] }, 'tools[0].tools[2].name', /duplicate function name/],
+    [{ tools: [ns([fn('a')]), ns([fn('b')])] }, 'tools[1].name', /duplicate namespace/],
+    [{ tools: [ns([fn('a')], 'multi.agent')] }, 'tools[0].name', /letters, digits/],
+    [{ tools: [WEATHER, ns([fn('a'), { type: 'function', name: 'bad', parameters: { type: 'string' } }])] }, 'tools[1].tools[1].parameters', /tools\[1\]\.tools\[1\] "agents\.bad"/],
+    [{ tools: [WEATHER, ns([fn('a')])], tool_choice: { type: 'function', name: 'a' } }, 'tool_choice.name', /in namespace "agents" \(name it "agents\.a"/],
+    [{ tools: [WEATHER, ns([fn('a')])], tool_choice: { type: 'function', name: 'other.a' } }, 'tool_choice.name', /namespace "other", which is not among/],
+    [{ tools: [WEATHER, ns([fn('a')])], tool_choice: { type: 'function', namespace: 'agents', name: 'b' } }, 'tool_choice.name', /not among the tools of namespace "agents"/],
+    [{ tools: [WEATHER, ns([fn('a')])], tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [{ type: 'namespace', name: 'nope' }] } }, 'tool_choice.tools[0].name', /not among/],
+    [{ tools: [ns(Array.from({ length: 128 }, (_, i) => fn(`f${i}`))), WEATHER] }, 'tools', /129 function tools, those in namespaces included; at most 128.*--max-tools/],
+  ];
+  for (const [body, param, message] of cases) {
+    const r = await post(h, '/v1/responses', { model: MODEL, input: 'hi', ...body });
+    assert.equal(r.status, 400, `${JSON.stringify(body).slice(0, 200)}: ${JSON.stringify(r.body)}`);
+    assertOpenAI('ErrorResponse', r.body);
+    assert.equal(r.body.error.param, param, JSON.stringify(r.body));
+    assert.match(r.body.error.message, message);
+  }
+  // 128 in all is within the limit.
+  const full = await post(h, '/v1/responses/input_tokens', { model: MODEL, input: 'hi', tools: [ns(Array.from({ length: 127 }, (_, i) => fn(`f${i}`))), WEATHER] });
+  assert.equal(full.status, 200, JSON.stringify(full.body));
 });
 
 test('input_tokens counts the context a response would have', async () => {

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChatMessage } from '../../src/chat/template.ts';
+import type { ChatMessage, ToolSpec } from '../../src/chat/template.ts';
 import { replyState, StateCapture } from '../../src/serving/response-state.ts';
 import { decodeState } from '../../src/engine/state-blob.ts';
 import type { RecurrentState } from '../../src/engine/state.ts';
@@ -34,13 +34,13 @@ async function chatWhole(messages: ChatMessage[], extra: Record<string, unknown>
 }
 
 /** The largest difference between a response's stored state and the state after prefilling the rendering of `messages` from zero. */
-async function storedStateDiff(id: string, messages: ChatMessage[], system?: string): Promise<number> {
+async function storedStateDiff(id: string, messages: ChatMessage[], system?: string, tools?: ToolSpec[]): Promise<number> {
   const model = h.models[0];
   const stored = await h.store.responses.state(id);
   assert.ok(stored, `${id} has a stored state`);
   const decoded = decodeState(model.engine.stateSpecs!, stored!.layout, stored!.state);
   assert.ok(decoded.ok);
-  const ids = model.template.render([...(system ? [{ role: 'system' as const, content: system }] : []), ...messages]).ids;
+  const ids = model.template.render([...(system ? [{ role: 'system' as const, content: system }] : []), ...messages], { tools }).ids;
   assert.equal(stored!.tokens, ids.length, 'the state covers exactly the rendering\'s tokens');
   let whole: RecurrentState | undefined;
   // The state after `ids` exactly: prefill ids minus the last, and the prompt state covers the last one too.
@@ -204,6 +204,40 @@ test('a function call and its output: the round trip through previous_response_i
   const stray = await post(h, '/v1/responses', { model: MODEL, tools, previous_response_id: first.body.id, input: [{ type: 'function_call_output', call_id: 'call_nope', output: 'x' }] });
   assert.equal(stray.status, 400);
   assert.equal(stray.body.error.code, 'tool_call_not_found');
+});
+
+test('a namespaced function call round trip: continued from its state, the same as the items re-rendered whole, the template\'s rendering with the tool shown as <namespace>.<name>', async () => {
+  const parameters = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+  const tools = [{ type: 'namespace', name: 'weather', description: 'Weather tools.', tools: [{ type: 'function', name: 'get_weather', description: 'Get the current weather in a city', parameters, strict: true }] }];
+  const question = "What's the weather in Paris?";
+  const first = await post(h, '/v1/responses', { model: MODEL, input: question, tools, tool_choice: { type: 'function', name: 'weather.get_weather' }, temperature: 0 });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  const call = first.body.output.find((i: { type: string }) => i.type === 'function_call');
+  assert.deepEqual([call.namespace, call.name], ['weather', 'get_weather'], JSON.stringify(first.body.output));
+  const shown: ToolSpec[] = [{ name: 'weather.get_weather', description: 'Weather tools.\nGet the current weather in a city', parameters }];
+  const callMessage = { role: 'assistant', content: '', tool_calls: [{ name: 'weather.get_weather', arguments: call.arguments, id: call.call_id }] } as ChatMessage;
+  // The stored state is the state after the whole conversation rendered with the namespace's function as the model saw it.
+  assert.ok((await storedStateDiff(first.body.id, [{ role: 'user', content: question }, callMessage], undefined, shown)) < 1e-3);
+
+  const result = JSON.stringify({ city: JSON.parse(call.arguments).city, temperature_c: 18, condition: 'sunny' });
+  const output = { type: 'function_call_output', call_id: call.call_id, output: result };
+  const second = await post(h, '/v1/responses', { model: MODEL, tools, temperature: 0, previous_response_id: first.body.id, input: [output] });
+  assert.equal(second.status, 200, JSON.stringify(second.body));
+  assert.equal(stateLine(second.body.id).context, 'state');
+  assert.ok((stateLine(second.body.id).prompt_tokens as number) < result.length, 'only the call output was prefilled');
+  // The same items sent whole (the call as input, with its namespace): the same tokens, so the same greedy reply.
+  const items = [{ role: 'user', content: question }, { type: 'function_call', call_id: call.call_id, namespace: 'weather', name: 'get_weather', arguments: call.arguments }, output];
+  const whole = await post(h, '/v1/responses', { model: MODEL, tools, temperature: 0, input: items });
+  assert.equal(whole.status, 200, JSON.stringify(whole.body));
+  assert.equal(stateLine(whole.body.id).context, 'new');
+  assert.equal(whole.body.usage.input_tokens, second.body.usage.input_tokens);
+  assert.equal(outputText(second.body), outputText(whole.body));
+  // Both are the template's rendering with the call named as the model saw it (chat completions would refuse a dotted name).
+  const rendered = h.models[0].template.render([{ role: 'user', content: question }, callMessage, { role: 'tool', content: result }], { tools: shown, addGenerationPrompt: true }).ids;
+  assert.equal(second.body.usage.input_tokens, rendered.length);
+  // Without its namespace the call would be another function's: the rendering differs.
+  const bare = await post(h, '/v1/responses/input_tokens', { model: MODEL, tools, input: [items[0], { ...items[1], namespace: undefined }, output] });
+  assert.notEqual(bare.body.input_tokens, whole.body.usage.input_tokens);
 });
 
 test('conversations: a response sees the items before its input, appends its input and output, and the next continues from its state', async () => {
