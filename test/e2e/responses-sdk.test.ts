@@ -104,6 +104,48 @@ test('a function tool and its function_call_output, round trip through previous_
   assert.equal(second.usage!.input_tokens_details.cached_tokens, first.usage!.total_tokens, 'the first response\'s whole context came from its state');
 });
 
+test('a namespace tool beside a function tool: accepted; a forced call to a namespaced function comes back with namespace (streamed too), and its output continues', async () => {
+  const agents: OpenAI.Responses.NamespaceTool = {
+    type: 'namespace',
+    name: 'agents',
+    description: 'Tools for spawning and managing sub-agents.',
+    tools: [{ type: 'function', name: 'close_agent', description: 'Close an agent.', strict: false, parameters: { type: 'object', properties: { target: { type: 'string' } }, required: ['target'] } }],
+  };
+  const tools = [WEATHER, agents];
+  // OpenAI's function tool choice has a name only: the namespaced function by the name the model sees.
+  const tool_choice = { type: 'function' as const, name: 'agents.close_agent' };
+  const first = await client.responses.create({ model: MODEL, input: 'Close agent 7.', tools, tool_choice, temperature: 0 });
+  assertOpenAI('Response', first);
+  const call = first.output.find((i) => i.type === 'function_call');
+  assert.ok(call && call.type === 'function_call', JSON.stringify(first.output));
+  assert.deepEqual([call.namespace, call.name], ['agents', 'close_agent']);
+  assert.equal(typeof (JSON.parse(call.arguments) as { target: unknown }).target, 'string');
+  assert.deepEqual(first.tools[1], agents, 'the namespace echoed as given');
+
+  const stream = client.responses.stream({ model: MODEL, input: 'Close agent 7.', tools, tool_choice, temperature: 0 });
+  const items: Array<Record<string, unknown>> = [];
+  for await (const event of stream) {
+    assertOpenAI('ResponseStreamEvent', event);
+    if (event.type === 'response.output_item.added' || event.type === 'response.output_item.done') items.push(event.item as unknown as Record<string, unknown>);
+  }
+  assert.deepEqual(items.map((i) => [i.type, i.namespace, i.name]), [['function_call', 'agents', 'close_agent'], ['function_call', 'agents', 'close_agent']]);
+  assert.equal(((await stream.finalResponse()).output[0] as { arguments: string }).arguments, call.arguments, 'streamed and not, the same greedy call');
+
+  const second = await client.responses.create({ model: MODEL, previous_response_id: first.id, tools, temperature: 0, input: [{ type: 'function_call_output', call_id: call.call_id, output: '{"closed":true}' }] });
+  assertOpenAI('Response', second);
+  assert.equal(second.status, 'completed');
+  // The state covers the first response's context and its call as the rendering writes it (the model's own tokens for it may differ).
+  assert.equal((await stateLine(second.id))?.context, 'state', 'continued from the first response\'s state');
+  assert.ok(second.usage!.input_tokens_details.cached_tokens > first.usage!.input_tokens);
+});
+
+test('a hosted tool is a 400 naming it, saying what to do', async () => {
+  await assert.rejects(
+    client.responses.create({ model: MODEL, input: 'hi', tools: [WEATHER, { type: 'web_search' }] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'tools[1].type' && /hosted tool.*web_search = "disabled"/.test(e.message),
+  );
+});
+
 test('text.format json_schema: the output is JSON of the schema', async () => {
   const schema = { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Rome'] }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'], additionalProperties: false };
   const r = await client.responses.create({ model: MODEL, input: 'Plan a trip.', text: { format: { type: 'json_schema', name: 'trip', schema, strict: true } } });
