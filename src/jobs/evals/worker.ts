@@ -15,6 +15,7 @@
  * the items still pending; one interrupted MAX_ATTEMPTS times fails with that
  * reason. No run is left in_progress without a worker on it.
  */
+import { QueuePasses } from '../queue-passes.ts';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { RunDataSource } from '../../protocol/evals.ts';
@@ -72,9 +73,12 @@ interface Active {
 
 export class EvalRunWorker {
   private readonly active = new Map<string, Active>();
-  private ticking = false;
-  private tickAgain = false;
   private closed = false;
+  private readonly passes = new QueuePasses(
+    () => this.tick(),
+    (e) => this.deps.log.error({ err: e }, 'eval worker failed to schedule runs'),
+    () => this.closed,
+  );
   /** Nothing runs before start(): the models runs use are loaded by then, and runs a crash left are recovered first. */
   private started = false;
 
@@ -100,24 +104,8 @@ export class EvalRunWorker {
   }
 
   notify(): void {
-    if (this.closed || !this.started) return;
-    if (this.ticking) {
-      this.tickAgain = true;
-      return;
-    }
-    this.ticking = true;
-    void (async () => {
-      try {
-        do {
-          this.tickAgain = false;
-          await this.tick();
-        } while (this.tickAgain && !this.closed);
-      } catch (e) {
-        this.deps.log.error({ err: e }, 'eval worker failed to schedule runs');
-      } finally {
-        this.ticking = false;
-      }
-    })();
+    if (!this.started) return;
+    this.passes.notify();
   }
 
   private async tick(): Promise<void> {

@@ -17,6 +17,7 @@
  * (resume.pt, written at every checkpoint and on pause); a job that keeps being
  * interrupted fails with that reason after MAX_ATTEMPTS.
  */
+import { QueuePasses } from '../queue-passes.ts';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -97,9 +98,12 @@ interface Running {
 
 export class FineTuningWorker {
   private readonly running = new Map<string, Running>();
-  private ticking = false;
-  private tickAgain = false;
   private closed = false;
+  private readonly passes = new QueuePasses(
+    () => this.tick(),
+    (e) => this.deps.log.error({ err: e }, 'fine-tuning worker failed to schedule jobs'),
+    () => this.closed,
+  );
 
   constructor(private readonly deps: WorkerDeps) {}
 
@@ -125,24 +129,7 @@ export class FineTuningWorker {
 
   /** Something changed (a new job, a resume, a job that ended): look at the queue. */
   notify(): void {
-    if (this.closed) return;
-    if (this.ticking) {
-      this.tickAgain = true;
-      return;
-    }
-    this.ticking = true;
-    void (async () => {
-      try {
-        do {
-          this.tickAgain = false;
-          await this.tick();
-        } while (this.tickAgain && !this.closed);
-      } catch (e) {
-        this.deps.log.error({ err: e }, 'fine-tuning worker failed to schedule jobs');
-      } finally {
-        this.ticking = false;
-      }
-    })();
+    this.passes.notify();
   }
 
   private async tick(): Promise<void> {

@@ -8,6 +8,7 @@
  * stopped process left `in_progress` is queued again and rerun, at most
  * `maxAttempts` times in all, then failed: never left in progress forever.
  */
+import { QueuePasses } from '../queue-passes.ts';
 import type { Store } from '../../store/store.ts';
 import type { BackgroundRunner, ResponsesLog } from '../../serving/responses.ts';
 
@@ -25,9 +26,12 @@ export interface BackgroundWorkerOptions {
 export class BackgroundResponses implements BackgroundRunner {
   readonly maxInFlight: number;
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  private pumping?: Promise<void>;
-  private again = false;
   private closed = false;
+  private readonly passes = new QueuePasses(
+    () => this.pump(),
+    (e) => this.options.log?.warn({ err: (e as Error).message }, 'background responses: the queue could not be read'),
+    () => this.closed,
+  );
 
   constructor(private readonly options: BackgroundWorkerOptions) {
     this.maxInFlight = options.maxInFlight;
@@ -58,20 +62,7 @@ export class BackgroundResponses implements BackgroundRunner {
   }
 
   notify(): void {
-    if (this.closed) return;
-    if (this.pumping) {
-      this.again = true;
-      return;
-    }
-    this.pumping = this.pump()
-      .catch((e) => this.options.log?.warn({ err: (e as Error).message }, 'background responses: the queue could not be read'))
-      .finally(() => {
-        this.pumping = undefined;
-        if (this.again) {
-          this.again = false;
-          this.notify();
-        }
-      });
+    this.passes.notify();
   }
 
   private async pump(): Promise<void> {
@@ -104,7 +95,7 @@ export class BackgroundResponses implements BackgroundRunner {
   /** Stops taking work and aborts what runs (it stays in_progress: the next start reruns it). */
   async close(): Promise<void> {
     this.closed = true;
-    await this.pumping;
+    await this.passes.idle();
     for (const r of this.running.values()) r.controller.abort('shutdown');
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
   }
