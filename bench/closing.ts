@@ -13,9 +13,9 @@
  * and function calling). A reply counts as parsed when its JSON parses and
  * the schema (zod) accepts it, all numbers finite.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { spawnServer, type ServerProcess } from '../scripts/lib/server-process.ts';
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
@@ -38,35 +38,9 @@ interface Tally {
   runs: number;
 }
 
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
 /** Starts `node --import tsx src/server.ts` in a checkout, on a free port, and waits for "ready". */
-function startIn(root: string): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `${HERE}models/${values.model}`], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let url = '';
-    let buf = '';
-    let err = '';
-    proc.stderr!.on('data', (d) => (err += d));
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const rec = JSON.parse(line);
-          if (typeof rec.url === 'string' && rec.port !== undefined) url = rec.url;
-          if (rec.msg === 'ready') resolve({ url, stop: () => new Promise((done) => (proc.once('exit', () => done()), proc.kill('SIGTERM'))) });
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`server in ${root} exited (${code}): ${err}`)));
-  });
+function startIn(root: string): Promise<ServerProcess> {
+  return spawnServer(['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `${HERE}models/${values.model}`], { cwd: root });
 }
 
 function finite(value: unknown): boolean {

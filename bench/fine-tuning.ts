@@ -11,12 +11,13 @@
  *   3. the aggregate decode speed of 16 concurrent streams with no job, and
  *      while a job trains.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPython } from '../src/jobs/python.ts';
+import { spawnServer, type ServerProcess } from '../scripts/lib/server-process.ts';
 import { median, printTable } from './table.ts';
 
 export const FINE_TUNING_ARGS = {
@@ -46,42 +47,9 @@ export function fineTuningOptions(values: { [K in keyof typeof FINE_TUNING_ARGS]
   };
 }
 
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(model: string, dataDir: string, niceness: number): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', model, '--data-dir', dataDir, '--max-training-jobs', '1', '--training-threads', '1', '--training-niceness', String(niceness)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    let buf = '';
-    let url = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (;;) {
-        const nl = buf.indexOf('\n');
-        if (nl < 0) break;
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const rec = JSON.parse(line);
-          if (typeof rec.url === 'string' && rec.port !== undefined) url = rec.url;
-          if (rec.msg === 'ready') resolveUrl(url);
-        } catch {
-          /* not a log line */
-        }
-      }
-    });
-    void exited.then(() => reject(new Error('the server exited before it was ready')));
-  });
-  return {
-    url,
-    async stop() {
-      proc.kill('SIGTERM');
-      await exited;
-    },
-  };
+function startServer(model: string, dataDir: string, niceness: number): Promise<ServerProcess> {
+  const flags = ['--port', '0', '--model', model, '--data-dir', dataDir, '--max-training-jobs', '1', '--training-threads', '1', '--training-niceness', String(niceness)];
+  return spawnServer(['--import', 'tsx', 'src/server.ts', ...flags], { inheritStderr: true });
 }
 
 async function api<T>(url: string, path: string, body?: unknown): Promise<T> {

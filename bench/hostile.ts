@@ -9,11 +9,11 @@
  * time. Prints one table. A request still unanswered after --timeout-s is
  * reported as such and its server killed.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnServer } from '../scripts/lib/server-process.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, 'timeout-s': { type: 'string', default: '30' } } });
@@ -27,33 +27,8 @@ interface Server {
 }
 
 async function start(): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `models/${MODEL}`, '--shutdown-timeout', '5', '--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-hostile-'))], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  let url = '';
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (;;) {
-        const nl = buf.indexOf('\n');
-        if (nl < 0) break;
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const rec = JSON.parse(line);
-          if (typeof rec.url === 'string' && rec.port !== undefined) url = rec.url;
-          if (rec.msg === 'ready') resolve();
-        } catch {
-          /* not JSON */
-        }
-      }
-    });
-    proc.stderr!.resume();
-    void exited.then((c) => reject(new Error(`server exited (${c}) before ready`)));
-  });
-  return { url, kill: (s = 'SIGTERM') => proc.kill(s), exited };
+  const server = await spawnServer(['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `models/${MODEL}`, '--shutdown-timeout', '5', '--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-hostile-'))]);
+  return { url: server.url, kill: (s = 'SIGTERM') => server.proc.kill(s), exited: server.exited };
 }
 
 /** Polls /health every 10 ms until stopped; the longest time a poll waited for its answer. */

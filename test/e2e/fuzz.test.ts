@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { createRng, type Rng } from '../../src/engine/sampler/rng.ts';
 import { randomSchema } from '../random-schema.ts';
 import { assertOpenAI } from './openai-schema.ts';
-import { MODEL, startServer, type ServerProcess } from './helpers.ts';
+import { assertNothingRunning, MODEL, startServer, type ServerProcess } from './helpers.ts';
 
 const CASES = Number(process.env.MMREC_FUZZ_CASES ?? 300);
 const SEED = Number(process.env.MMREC_FUZZ_SEED ?? 20261201);
@@ -175,17 +175,7 @@ test(`fuzz: ${CASES} random and mutated bodies (seed ${SEED}) get a success or a
 
   // Healthy, and nothing left running or queued.
   assert.equal((await fetch(`${server.url}/health`)).status, 200);
-  let metrics = '';
-  for (let i = 0; i < 100; i++) {
-    metrics = await (await fetch(`${server.url}/metrics`)).text();
-    if (/^mmrec_requests_running 0$/m.test(metrics) && /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m.test(metrics)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.match(metrics, /^mmrec_requests_running 0$/m);
-  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="prefilling"\} 0$/m);
-  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m);
-  assert.match(metrics, /^mmrec_queue_depth\{stage="admission"\} 0$/m);
-  assert.match(metrics, /^mmrec_queue_depth\{stage="engine"\} 0$/m);
+  await assertNothingRunning(server.url, 100);
   // And it still answers properly.
   const ok = await send({ path: '/v1/chat/completions', contentType: 'application/json', body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'What is the capital of France?' }], temperature: 0, max_tokens: 12 }) });
   assert.equal(ok.status, 200);

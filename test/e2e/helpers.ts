@@ -2,27 +2,19 @@
  * End-to-end helpers: start the real server process (src/server.ts, the real
  * engine, models/mm-rec-tiny) on a free port and wait until it is ready.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { spawnServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MODEL = 'mm-rec-tiny';
 export const MODEL_DIR = `${ROOT}models/${MODEL}`;
 
-export interface ServerProcess {
-  url: string;
-  proc: ChildProcess;
-  /** Every log line so far (pino JSON, parsed where possible). */
-  logs: Array<Record<string, unknown>>;
-  stderr: string[];
-  /** Resolves with the exit code. */
-  exited: Promise<number | null>;
-  stop(): Promise<number | null>;
-}
+export type { ServerProcess } from '../../scripts/lib/server-process.ts';
 
 /** The server's source run through tsx; the production build is `['dist/server.js']`. */
 export const SOURCE_ENTRY = ['--import', 'tsx', 'src/server.ts'];
@@ -31,51 +23,25 @@ export const SOURCE_ENTRY = ['--import', 'tsx', 'src/server.ts'];
 export async function startServer(args: string[] = [], env: Record<string, string> = {}, timeoutMs = 60_000, entry = SOURCE_ENTRY): Promise<ServerProcess> {
   // Each server keeps its own data (files, jobs) unless the test names a directory.
   const dataDir = args.includes('--data-dir') ? [] : ['--data-dir', mkdtempSync(join(tmpdir(), 'mmrec-data-'))];
-  const proc = spawn(process.execPath, [...entry, '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  const stderr: string[] = [];
-  let url = '';
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(line);
-        } catch {
-          rec = { raw: line };
-        }
-        logs.push(rec);
-        if (typeof rec.url === 'string' && rec.port !== undefined) url = rec.url;
-        if (rec.msg === 'ready') resolve();
-      }
-    });
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
-    void exited.then((code) => reject(new Error(`server exited (${code}) before ready: ${stderr.join('')}`)));
-    setTimeout(() => reject(new Error(`server not ready after ${timeoutMs} ms: ${stderr.join('')}`)), timeoutMs).unref();
-  });
-  await ready;
-  assert.ok(url, 'the server logged its URL');
-  return {
-    url,
-    proc,
-    logs,
-    stderr,
-    exited,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      return exited;
-    },
-  };
+  return spawnServer([...entry, '--port', '0', '--model', MODEL_DIR, '--intra-op-threads', '1', ...dataDir, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeoutMs });
+}
+
+/**
+ * Waits (up to `tries` × 100 ms) for a server to have nothing running or queued, by /metrics, then
+ * asserts it: aborted generations leave the batch at their next step, so the last ones take a moment.
+ */
+export async function assertNothingRunning(url: string, tries = 50): Promise<void> {
+  let metrics = '';
+  for (let i = 0; i < tries; i++) {
+    metrics = await (await fetch(`${url}/metrics`)).text();
+    if (/^mmrec_requests_running 0$/m.test(metrics) && /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m.test(metrics)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(metrics, /^mmrec_requests_running 0$/m);
+  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="prefilling"\} 0$/m);
+  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m);
+  assert.match(metrics, /^mmrec_queue_depth\{stage="admission"\} 0$/m);
+  assert.match(metrics, /^mmrec_queue_depth\{stage="engine"\} 0$/m);
 }
 
 /** Run a command to completion, collecting its output. */

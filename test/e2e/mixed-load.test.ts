@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODEL, startServer, type ServerProcess } from './helpers.ts';
+import { assertNothingRunning, MODEL, startServer, type ServerProcess } from './helpers.ts';
 
 let server: ServerProcess;
 
@@ -98,16 +98,6 @@ test('concurrent mixed requests with aborts: all well formed, nothing left runni
   assert.ok(answered > 0 && aborted > 0, `answered ${answered}, aborted ${aborted}`);
 
   // Aborted generations leave the batch at their next step: give the last ones a moment.
-  let metrics = '';
-  for (let tries = 0; tries < 50; tries++) {
-    metrics = await (await fetch(`${server.url}/metrics`)).text();
-    if (/^mmrec_requests_running 0$/m.test(metrics) && /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m.test(metrics)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.match(metrics, /^mmrec_requests_running 0$/m);
-  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="prefilling"\} 0$/m);
-  assert.match(metrics, /^mmrec_sequences\{[^}]*phase="decoding"\} 0$/m);
-  assert.match(metrics, /^mmrec_queue_depth\{stage="admission"\} 0$/m);
-  assert.match(metrics, /^mmrec_queue_depth\{stage="engine"\} 0$/m);
+  await assertNothingRunning(server.url);
   assert.equal((await fetch(`${server.url}/health`)).status, 200);
 });
